@@ -23,4 +23,25 @@ pub use workspace::{Workspace, WorkspaceSpec, WorkspaceStatus};
 pub const GROUP: &str = "switchyard.dev";
 /// API version of every kind.
 pub const VERSION: &str = "v1alpha1";
+pub mod compile;
 pub mod crdgen;
+pub mod snapshot;
+
+/// Parses an `in_range` bound `min-max` (or a single number `n` meaning `n-n`), as the seed's
+/// parse_range handler does. Negative numbers are written with their sign: `-5--1`.
+pub fn task_chain_range(text: &str) -> Option<(f64, f64)> {
+    let text = text.trim();
+    if let Ok(n) = text.parse::<f64>() {
+        return Some((n, n));
+    }
+    // Split at a '-' that is not a leading sign.
+    let bytes = text.as_bytes();
+    (1..bytes.len())
+        .filter(|&i| bytes[i] == b'-' && bytes[i - 1] != b'-' && bytes[i - 1] != b'e')
+        .find_map(|i| {
+            let lo = text[..i].trim().parse::<f64>().ok()?;
+            let hi = text[i + 1..].trim().parse::<f64>().ok()?;
+            (lo <= hi).then_some((lo, hi))
+        })
+}
+pub mod manifest;
