@@ -245,10 +245,10 @@ impl fmt::Display for GoDuration {
             return f.write_str("0s");
         }
         let ms = d.as_millis();
-        if d.subsec_nanos() % 1_000_000 != 0 {
+        if !d.subsec_nanos().is_multiple_of(1_000_000) {
             return write!(f, "{}ns", d.as_nanos());
         }
-        if ms % 1000 != 0 {
+        if !ms.is_multiple_of(1000) {
             return write!(f, "{ms}ms");
         }
         let mut s = d.as_secs();

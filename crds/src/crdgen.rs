@@ -1,8 +1,18 @@
 //! Generation of the CRD manifests from the Rust types. `crdgen` writes them to
-//! `config/crd/` and `charts/switchyard/crds/`; a test fails when the committed files are stale.
+//! `config/crd/` and `charts/switchyard/crds/`, and the field reference to
+//! `docs/crd-reference.md`; a test fails when the committed files are stale.
+//!
+//! The schemas derived by kube/schemars are post-processed ([`normalize`]) so that a Kubernetes
+//! API server as old as 1.20 accepts them as they are: integer formats are limited to the
+//! OpenAPI ones (`int32`, `int64`).
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use std::fmt::Write as _;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray, JSONSchemaPropsOrBool,
+};
 use kube::CustomResourceExt;
+use serde_json::{Map, Value};
 
 use crate::{AffinityGroup, Backend, MuxRule, Provider, RouterPolicy, TaskChain, Workspace};
 
@@ -13,7 +23,10 @@ pub const HEADER: &str =
 /// Folders (relative to the repository root) that receive the generated CRDs.
 pub const OUTPUT_DIRS: [&str; 2] = ["config/crd", "charts/switchyard/crds"];
 
-/// Every CRD, in a fixed order.
+/// Path (relative to the repository root) of the generated field reference.
+pub const REFERENCE_PATH: &str = "docs/crd-reference.md";
+
+/// Every CRD, in a fixed order, with its schemas [normalized](normalize).
 pub fn all() -> Vec<CustomResourceDefinition> {
     vec![
         Provider::crd(),
@@ -24,6 +37,93 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         RouterPolicy::crd(),
         TaskChain::crd(),
     ]
+    .into_iter()
+    .map(normalize)
+    .collect()
+}
+
+/// Rewrites every version's `openAPIV3Schema` so that old API servers take it: the unsigned
+/// integer formats schemars emits (`uint8` … `uint64`, `uint`) become `int32`/`int64`, with
+/// `minimum: 0` added when the schema had no lower bound. Nothing else changes.
+pub fn normalize(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    for version in &mut crd.spec.versions {
+        if let Some(validation) = version.schema.as_mut()
+            && let Some(schema) = validation.open_api_v3_schema.take()
+        {
+            validation.open_api_v3_schema = Some(normalize_schema(schema));
+        }
+    }
+    crd
+}
+
+/// [`normalize`] for one schema. Walks it as JSON; should the result not read back as a schema
+/// (it always does), the input is returned unchanged and the schema tests report the formats.
+fn normalize_schema(schema: JSONSchemaProps) -> JSONSchemaProps {
+    let Ok(mut value) = serde_json::to_value(&schema) else {
+        return schema;
+    };
+    for_each_schema_node(&mut value, &mut normalize_integer_format);
+    serde_json::from_value(value).unwrap_or(schema)
+}
+
+/// Calls `f` on `node` and on every schema below it (properties, items, additionalProperties,
+/// patternProperties, definitions, allOf/anyOf/oneOf/not).
+fn for_each_schema_node(node: &mut Value, f: &mut dyn FnMut(&mut Map<String, Value>)) {
+    let Value::Object(object) = node else {
+        return;
+    };
+    f(object);
+    for key in ["properties", "patternProperties", "definitions", "$defs"] {
+        if let Some(Value::Object(children)) = object.get_mut(key) {
+            for child in children.values_mut() {
+                for_each_schema_node(child, f);
+            }
+        }
+    }
+    for key in ["items", "additionalProperties", "additionalItems", "not"] {
+        match object.get_mut(key) {
+            Some(Value::Array(children)) => {
+                for child in children {
+                    for_each_schema_node(child, f);
+                }
+            }
+            Some(child @ Value::Object(_)) => for_each_schema_node(child, f),
+            _ => {}
+        }
+    }
+    for key in ["allOf", "anyOf", "oneOf"] {
+        if let Some(Value::Array(children)) = object.get_mut(key) {
+            for child in children {
+                for_each_schema_node(child, f);
+            }
+        }
+    }
+}
+
+/// The OpenAPI format to use instead of a non-standard integer format, and whether the
+/// original was unsigned.
+fn standard_integer_format(format: &str) -> Option<(&'static str, bool)> {
+    match format {
+        "uint8" | "uint16" => Some(("int32", true)),
+        "uint32" | "uint64" | "uint" => Some(("int64", true)),
+        "int8" | "int16" => Some(("int32", false)),
+        "int" => Some(("int64", false)),
+        _ => None,
+    }
+}
+
+fn normalize_integer_format(node: &mut Map<String, Value>) {
+    let Some((format, unsigned)) = node
+        .get("format")
+        .and_then(Value::as_str)
+        .and_then(standard_integer_format)
+    else {
+        return;
+    };
+    node.insert("format".into(), format.into());
+    if unsigned && !node.contains_key("minimum") {
+        node.insert("minimum".into(), 0.into());
+    }
 }
 
 /// File name of a CRD: `<group>_<plural>.yaml`.
@@ -31,16 +131,447 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
     format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural)
 }
 
-/// The YAML text of a CRD, with the generated-file header.
+/// The YAML text of a CRD, with the generated-file header. Bounds of integer properties are
+/// written as integers (`minimum: 0`, not `minimum: 0.0`); the value is the same.
 pub fn render(crd: &CustomResourceDefinition) -> Result<String, serde_saphyr::SerializeError> {
-    let body = serde_saphyr::to_string(crd)?;
+    let body = match serde_json::to_value(crd) {
+        Ok(mut value) => {
+            for_each_openapi_schema(&mut value, &mut |schema| {
+                for_each_schema_node(schema, &mut integral_integer_bounds);
+            });
+            serde_saphyr::to_string(&value)?
+        }
+        Err(_) => serde_saphyr::to_string(crd)?,
+    };
     Ok(format!("{HEADER}{body}"))
 }
 
-/// Every generated file as (file name, contents).
+/// Calls `f` on the `openAPIV3Schema` of every version of a CRD given as JSON.
+fn for_each_openapi_schema(crd: &mut Value, f: &mut dyn FnMut(&mut Value)) {
+    let Some(Value::Array(versions)) = crd.pointer_mut("/spec/versions") else {
+        return;
+    };
+    for version in versions {
+        if let Some(schema) = version.pointer_mut("/schema/openAPIV3Schema") {
+            f(schema);
+        }
+    }
+}
+
+fn integral_integer_bounds(node: &mut Map<String, Value>) {
+    if node.get("type").and_then(Value::as_str) != Some("integer") {
+        return;
+    }
+    for key in ["minimum", "maximum", "multipleOf"] {
+        let Some(Value::Number(n)) = node.get(key) else {
+            continue;
+        };
+        if n.is_f64()
+            && let Some(f) = n.as_f64()
+            && f.fract() == 0.0
+            && f.abs() < 9.0e15
+        {
+            // Exact: |f| < 2^53 and it has no fractional part.
+            node.insert(key.into(), Value::from(f as i64));
+        }
+    }
+}
+
+/// Every generated CRD file as (file name, contents).
 pub fn files() -> Result<Vec<(String, String)>, serde_saphyr::SerializeError> {
     all()
         .iter()
         .map(|crd| Ok((file_name(crd), render(crd)?)))
         .collect()
+}
+
+/// Folder that also gets a `kustomization.yaml` listing the CRD files (Helm's `crds/` folder
+/// must not: Helm would try to install it).
+pub const KUSTOMIZE_DIR: &str = "config/crd";
+
+/// The `kustomization.yaml` for [`KUSTOMIZE_DIR`], so `kubectl apply -k config/crd` works.
+pub fn kustomization() -> String {
+    let mut out = format!(
+        "{HEADER}apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
+    );
+    for crd in all() {
+        out.push_str(&format!("  - {}\n", file_name(&crd)));
+    }
+    out
+}
+
+/// The Markdown field reference of every kind (`docs/crd-reference.md`): short names, printer
+/// columns and one table row per spec and status field.
+pub fn reference_markdown() -> String {
+    let crds = all();
+    let mut out = String::new();
+    out.push_str(
+        "<!-- Generated by `cargo run -p switchyard-crds --bin crdgen` from crds/src: do not edit. -->\n\
+         # CRD reference\n\n",
+    );
+    let _ = writeln!(
+        out,
+        "Every Switchyard kind is namespaced, in API group `{}`, version `{}`, and in the kubectl \
+         category `switchyard` (`kubectl get switchyard` lists them all).\n",
+        crate::GROUP,
+        crate::VERSION,
+    );
+    out.push_str(
+        "In field paths `[]` stands for every item of a list and `*` for every value of a map. \
+         *Required* is relative to the enclosing object (or list item). Defaults are filled in \
+         by the API server; constraints are enforced by it.\n\n",
+    );
+    for crd in &crds {
+        let _ = writeln!(
+            out,
+            "- [{0}](#{1})",
+            crd.spec.names.kind,
+            anchor(&crd.spec.names.kind)
+        );
+    }
+    for crd in &crds {
+        out.push('\n');
+        render_kind(&mut out, crd);
+    }
+    out
+}
+
+fn anchor(kind: &str) -> String {
+    kind.to_lowercase()
+}
+
+fn render_kind(out: &mut String, crd: &CustomResourceDefinition) {
+    let names = &crd.spec.names;
+    let _ = writeln!(out, "## {}\n", names.kind);
+    let Some(version) = crd.spec.versions.first() else {
+        return;
+    };
+    let root = version
+        .schema
+        .as_ref()
+        .and_then(|s| s.open_api_v3_schema.as_ref());
+    if let Some(description) = root.and_then(|r| r.description.as_deref()) {
+        let _ = writeln!(out, "{}\n", one_line(description));
+    }
+    let short_names = names
+        .short_names
+        .as_deref()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| code(s))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let _ = writeln!(
+        out,
+        "- Resource: `{}` (`{}/{}`), plural `{}`",
+        names.kind, crd.spec.group, version.name, names.plural
+    );
+    let _ = writeln!(
+        out,
+        "- Short names: {}",
+        if short_names.is_empty() {
+            "none".to_owned()
+        } else {
+            short_names
+        }
+    );
+    let status = version
+        .subresources
+        .as_ref()
+        .is_some_and(|s| s.status.is_some());
+    let _ = writeln!(
+        out,
+        "- Status subresource: {}\n",
+        if status { "yes" } else { "no" }
+    );
+
+    let columns = version
+        .additional_printer_columns
+        .as_deref()
+        .unwrap_or_default();
+    if !columns.is_empty() {
+        out.push_str("Printer columns (`kubectl get`; priority > 0 only with `-o wide`):\n\n");
+        out.push_str("| Column | Type | JSONPath | Priority |\n|---|---|---|---|\n");
+        for column in columns {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} |",
+                cell(&column.name),
+                cell(&column.type_),
+                code(&column.json_path),
+                column.priority.unwrap_or(0)
+            );
+        }
+        out.push('\n');
+    }
+
+    out.push_str("| Field | Type | Default | Constraints | Required | Description |\n");
+    out.push_str("|---|---|---|---|---|---|\n");
+    if let Some(properties) = root.and_then(|r| r.properties.as_ref()) {
+        let required = root.and_then(|r| r.required.as_deref()).unwrap_or_default();
+        for section in ["spec", "status"] {
+            if let Some(schema) = properties.get(section) {
+                field_rows(out, section, schema, required.iter().any(|r| r == section));
+            }
+        }
+    }
+}
+
+/// One row for `schema` at `path`, then rows for everything below it.
+fn field_rows(out: &mut String, path: &str, schema: &JSONSchemaProps, required: bool) {
+    let default = schema
+        .default
+        .as_ref()
+        .map(|d| code(&d.0.to_string()))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} | {} |",
+        code(path),
+        type_cell(schema),
+        default,
+        constraints_cell(schema),
+        if required { "yes" } else { "no" },
+        schema
+            .description
+            .as_deref()
+            .map(|d| cell(&one_line(d)))
+            .unwrap_or_default(),
+    );
+    if let Some(properties) = &schema.properties {
+        let required = schema.required.as_deref().unwrap_or_default();
+        for (name, child) in properties {
+            let child_required = required.iter().any(|r| r == name);
+            field_rows(out, &format!("{path}.{name}"), child, child_required);
+        }
+    }
+    match &schema.items {
+        Some(JSONSchemaPropsOrArray::Schema(item)) => item_rows(out, &format!("{path}[]"), item),
+        Some(JSONSchemaPropsOrArray::Schemas(items)) => {
+            for item in items {
+                item_rows(out, &format!("{path}[]"), item);
+            }
+        }
+        None => {}
+    }
+    if let Some(JSONSchemaPropsOrBool::Schema(value)) = &schema.additional_properties {
+        item_rows(out, &format!("{path}.*"), value);
+    }
+}
+
+/// Rows for a list item or map value: the fields of an object, the item itself when it is a
+/// nested container, or when a scalar item says more than the container's type cell.
+fn item_rows(out: &mut String, path: &str, schema: &JSONSchemaProps) {
+    if let Some(properties) = &schema.properties {
+        let required = schema.required.as_deref().unwrap_or_default();
+        for (name, child) in properties {
+            let child_required = required.iter().any(|r| r == name);
+            field_rows(out, &format!("{path}.{name}"), child, child_required);
+        }
+    } else if schema.items.is_some()
+        || has_map_value(schema)
+        || schema.enum_.is_some()
+        || schema.description.is_some()
+        || !constraints_cell(schema).is_empty()
+    {
+        field_rows(out, path, schema, false);
+    }
+}
+
+fn has_map_value(schema: &JSONSchemaProps) -> bool {
+    matches!(
+        schema.additional_properties,
+        Some(JSONSchemaPropsOrBool::Schema(_))
+    )
+}
+
+fn type_cell(schema: &JSONSchemaProps) -> String {
+    let mut text = type_name(schema);
+    if let Some(values) = &schema.enum_ {
+        let values = values
+            .iter()
+            .map(|v| match &v.0 {
+                Value::String(s) => code(s),
+                other => code(&other.to_string()),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = write!(text, ": one of {values}");
+    }
+    text
+}
+
+fn type_name(schema: &JSONSchemaProps) -> String {
+    if schema.x_kubernetes_int_or_string == Some(true) {
+        return "integer or string".to_owned();
+    }
+    let base = schema.type_.as_deref().unwrap_or("any");
+    match base {
+        "array" => match &schema.items {
+            Some(JSONSchemaPropsOrArray::Schema(item)) => format!("list of {}", type_name(item)),
+            _ => "list".to_owned(),
+        },
+        "object" => match &schema.additional_properties {
+            Some(JSONSchemaPropsOrBool::Schema(value)) => {
+                format!("map of string to {}", type_name(value))
+            }
+            _ if schema.x_kubernetes_preserve_unknown_fields == Some(true) => {
+                "object (any fields)".to_owned()
+            }
+            _ => "object".to_owned(),
+        },
+        other => match schema.format.as_deref() {
+            Some(format) => format!("{other} ({format})"),
+            None => other.to_owned(),
+        },
+    }
+}
+
+fn constraints_cell(schema: &JSONSchemaProps) -> String {
+    let mut parts = Vec::new();
+    let exclusive = |e: Option<bool>| e == Some(true);
+    if let Some(min) = schema.minimum {
+        let op = if exclusive(schema.exclusive_minimum) {
+            ">"
+        } else {
+            "≥"
+        };
+        parts.push(format!("{op} {}", number(min)));
+    }
+    if let Some(max) = schema.maximum {
+        let op = if exclusive(schema.exclusive_maximum) {
+            "<"
+        } else {
+            "≤"
+        };
+        parts.push(format!("{op} {}", number(max)));
+    }
+    if let Some(m) = schema.multiple_of {
+        parts.push(format!("multiple of {}", number(m)));
+    }
+    match (schema.min_length, schema.max_length) {
+        (Some(min), Some(max)) => parts.push(format!("length {min}..{max}")),
+        (Some(min), None) => parts.push(format!("length ≥ {min}")),
+        (None, Some(max)) => parts.push(format!("length ≤ {max}")),
+        (None, None) => {}
+    }
+    match (schema.min_items, schema.max_items) {
+        (Some(min), Some(max)) => parts.push(format!("{min}..{max} items")),
+        (Some(min), None) => parts.push(format!("≥ {min} items")),
+        (None, Some(max)) => parts.push(format!("≤ {max} items")),
+        (None, None) => {}
+    }
+    match (schema.min_properties, schema.max_properties) {
+        (Some(min), Some(max)) => parts.push(format!("{min}..{max} entries")),
+        (Some(min), None) => parts.push(format!("≥ {min} entries")),
+        (None, Some(max)) => parts.push(format!("≤ {max} entries")),
+        (None, None) => {}
+    }
+    if let Some(pattern) = &schema.pattern {
+        parts.push(format!("pattern {}", code(pattern)));
+    }
+    if schema.x_kubernetes_list_type.as_deref() == Some("map") {
+        let keys = schema
+            .x_kubernetes_list_map_keys
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .map(|k| code(k))
+            .collect::<Vec<_>>()
+            .join(", ");
+        parts.push(format!("list map keyed by {keys}"));
+    } else if let Some(list_type) = &schema.x_kubernetes_list_type {
+        parts.push(format!("list type {}", code(list_type)));
+    }
+    if schema.nullable == Some(true) {
+        parts.push("nullable".to_owned());
+    }
+    parts.join("; ")
+}
+
+fn number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+/// Text on one line: doc-comment line breaks become spaces.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A table cell: pipes escaped so they do not split the cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+/// Inline code in a table cell, with a fence long enough for backticks inside.
+fn code(text: &str) -> String {
+    let text = cell(text);
+    if text.contains('`') {
+        format!("`` {text} ``")
+    } else {
+        format!("`{text}`")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsigned_formats_become_standard_and_keep_or_gain_a_minimum() {
+        let schema: JSONSchemaProps = serde_json::from_value(serde_json::json!({
+            "type": "object",
+            "properties": {
+                "a": { "type": "integer", "format": "uint32", "minimum": 1.0 },
+                "b": { "type": "integer", "format": "uint64" },
+                "c": { "type": "array", "items": { "type": "integer", "format": "uint8" } },
+                "d": {
+                    "type": "object",
+                    "additionalProperties": { "type": "integer", "format": "uint16", "maximum": 9.0 }
+                },
+                "e": { "type": "integer", "format": "int32" },
+                "f": { "type": "number", "format": "double" },
+            },
+        }))
+        .unwrap();
+        let out = serde_json::to_value(normalize_schema(schema)).unwrap();
+        assert_eq!(out["properties"]["a"]["format"], "int64");
+        assert_eq!(out["properties"]["a"]["minimum"], 1.0);
+        assert_eq!(out["properties"]["b"]["format"], "int64");
+        assert_eq!(out["properties"]["b"]["minimum"], 0.0);
+        assert_eq!(out["properties"]["c"]["items"]["format"], "int32");
+        assert_eq!(out["properties"]["c"]["items"]["minimum"], 0.0);
+        let d = &out["properties"]["d"]["additionalProperties"];
+        assert_eq!(d["format"], "int32");
+        assert_eq!(d["maximum"], 9.0);
+        assert_eq!(out["properties"]["e"]["format"], "int32");
+        assert!(out["properties"]["e"].get("minimum").is_none());
+        assert_eq!(out["properties"]["f"]["format"], "double");
+    }
+
+    #[test]
+    fn rendered_integer_bounds_are_integral() {
+        let text = files()
+            .unwrap()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect::<String>();
+        assert!(text.contains("minimum: 0\n"), "no integral minimum");
+        for line in text.lines() {
+            let line = line.trim();
+            if line.starts_with("format: uint") {
+                panic!("non-standard format left: {line}");
+            }
+        }
+    }
+
+    #[test]
+    fn code_spans_survive_backticks_and_pipes() {
+        assert_eq!(code("a|b"), "`a\\|b`");
+        assert_eq!(code("x`y"), "`` x`y ``");
+    }
 }

@@ -2,6 +2,9 @@
 //! set of them (plus resolved Secret values) into a routing [`Snapshot`](snapshot::Snapshot), and
 //! the snapshot wire types shared with the data plane. Pure code: no I/O.
 
+// kube-derive's repeated `printcolumn(...)` arguments trip this lint; they are distinct columns.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod affinity_group;
 pub mod backend;
 pub mod common;

@@ -100,6 +100,27 @@ impl Snapshot {
         self.version == self.content_hash()
     }
 
+    /// A copy with every [`SecretValue`] replaced by `<redacted>`, for printing and the facade.
+    /// The version is kept, so a redacted copy still names the snapshot it came from.
+    pub fn redacted(&self) -> Snapshot {
+        let hide = |v: &mut SecretValue| *v = SecretValue::new("<redacted>");
+        let mut s = self.clone();
+        for p in &mut s.providers {
+            p.api_key.iter_mut().for_each(hide);
+            p.headers.iter_mut().for_each(|h| hide(&mut h.value));
+        }
+        for b in &mut s.backends {
+            b.api_key.iter_mut().for_each(hide);
+        }
+        for c in &mut s.task_chains {
+            c.hooks
+                .iter_mut()
+                .flat_map(|h| &mut h.headers)
+                .for_each(|h| hide(&mut h.value));
+        }
+        s
+    }
+
     /// A provider by key.
     pub fn provider(&self, key: &str) -> Option<&ProviderSnapshot> {
         self.providers
@@ -531,6 +552,37 @@ mod tests {
             value: v,
         };
         assert!(!format!("{h:?}").contains("sk-live"));
+    }
+
+    #[test]
+    fn redacted_copy_hides_every_secret() {
+        let s = Snapshot {
+            providers: vec![ProviderSnapshot {
+                key: "ns/p".into(),
+                type_: ProviderType::Openai,
+                endpoint: "https://x".into(),
+                auth: AuthType::ApiKey,
+                api_key: Some(SecretValue::new("sk-provider")),
+                headers: vec![HeaderSnapshot {
+                    name: "h".into(),
+                    value: SecretValue::new("sk-header"),
+                }],
+                models: vec![],
+                timeouts: TimeoutsMs::default(),
+            }],
+            ..Default::default()
+        }
+        .seal();
+        let json = serde_json::to_string(&s.redacted()).unwrap();
+        assert!(
+            !json.contains("sk-provider") && !json.contains("sk-header"),
+            "{json}"
+        );
+        assert_eq!(s.redacted().version, s.version);
+        assert!(
+            serde_json::to_string(&s).unwrap().contains("sk-provider"),
+            "the wire form keeps the key"
+        );
     }
 
     #[test]

@@ -242,6 +242,7 @@ pub struct MuxRuleSummary {
     /// MuxRule name.
     pub name: String,
     /// Its priority.
+    #[schemars(range(min = 0))]
     pub priority: i32,
     /// Matcher type.
     pub matcher: MatcherType,

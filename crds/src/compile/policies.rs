@@ -56,9 +56,7 @@ impl Expander<'_, '_> {
             }
             None => {}
         }
-        let Some((okey, policy)) = self.policies.get(pkey).map(|(k, p)| (k.clone(), *p)) else {
-            return None;
-        };
+        let (okey, policy) = self.policies.get(pkey).map(|(k, p)| (k.clone(), *p))?;
         self.state.insert(pkey.to_owned(), State::InProgress);
         self.stack.push(pkey.to_owned());
         let entries = std::iter::once(("spec.routeTo".to_owned(), &policy.spec.route_to)).chain(

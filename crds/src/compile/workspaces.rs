@@ -42,10 +42,7 @@ pub(crate) fn compile(cx: &mut Cx<'_>, usable: &Usable<'_>) -> Compiled {
     defaults.sort_by(|a, b| (a.0.is_none(), &a.0, a.1).cmp(&(b.0.is_none(), &b.0, b.1)));
     let default_key = defaults.first().map(|(_, k)| (*k).clone());
     if defaults.len() > 1 {
-        let all: Vec<String> = defaults
-            .iter()
-            .map(|(_, k)| format!("{}", k.key()))
-            .collect();
+        let all: Vec<String> = defaults.iter().map(|(_, k)| k.key()).collect();
         for (i, (_, k)) in defaults.iter().enumerate() {
             let msg = if i == 0 {
                 format!(

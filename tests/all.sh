@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The one command that runs every check: formatting, lints, unit and integration tests.
+# README "Tests" documents it; .ci/run calls it after installing what it needs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy (warnings denied)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --workspace --locked
