@@ -34,7 +34,8 @@ pub mod snapshot;
 /// parse_range handler does. Negative numbers are written with their sign: `-5--1`.
 pub fn task_chain_range(text: &str) -> Option<(f64, f64)> {
     let text = text.trim();
-    if let Ok(n) = text.parse::<f64>() {
+    let finite = |t: &str| t.trim().parse::<f64>().ok().filter(|n| n.is_finite());
+    if let Some(n) = finite(text) {
         return Some((n, n));
     }
     // Split at a '-' that is not a leading sign.
@@ -42,8 +43,8 @@ pub fn task_chain_range(text: &str) -> Option<(f64, f64)> {
     (1..bytes.len())
         .filter(|&i| bytes[i] == b'-' && bytes[i - 1] != b'-' && bytes[i - 1] != b'e')
         .find_map(|i| {
-            let lo = text[..i].trim().parse::<f64>().ok()?;
-            let hi = text[i + 1..].trim().parse::<f64>().ok()?;
+            let lo = finite(&text[..i])?;
+            let hi = finite(&text[i + 1..])?;
             (lo <= hi).then_some((lo, hi))
         })
 }

@@ -145,6 +145,17 @@ pub enum AuthType {
     ApiKey,
 }
 
+impl AuthType {
+    /// Wire name, as in the CRD.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Passthrough => "passthrough",
+            Self::ApiKey => "api_key",
+        }
+    }
+}
+
 /// Observed state of a Provider.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -232,14 +232,16 @@ fn reachable<'a>(from: &'a str, by_id: &BTreeMap<&'a str, &'a TaskSpec>) -> BTre
 
 fn operator_problem(op: Operator, when: &str) -> Option<String> {
     match op {
-        Operator::Gt | Operator::GreaterSymbol | Operator::Lt | Operator::LessSymbol => {
-            when.trim().parse::<f64>().is_err().then(|| {
+        Operator::Gt | Operator::GreaterSymbol | Operator::Lt | Operator::LessSymbol => when
+            .trim()
+            .parse::<f64>()
+            .map_or(true, |n| !n.is_finite())
+            .then(|| {
                 format!(
                     "operator {} needs a number in `when`, got {when:?}",
                     op.as_str()
                 )
-            })
-        }
+            }),
         Operator::InRange => crate::task_chain_range(when)
             .is_none()
             .then(|| format!("operator in_range needs `when` as \"min-max\", got {when:?}")),

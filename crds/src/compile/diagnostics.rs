@@ -205,7 +205,21 @@ impl Diagnostic {
             .map(|i| i.message.as_str())
             .collect();
         if errors.is_empty() {
-            format!("{} is ready", self.object)
+            let warnings: Vec<&str> = self
+                .issues
+                .iter()
+                .filter(|i| i.severity == Severity::Warning && i.condition == ConditionType::Ready)
+                .map(|i| i.message.as_str())
+                .collect();
+            if warnings.is_empty() {
+                format!("{} is ready", self.object)
+            } else {
+                format!(
+                    "{} is ready (warnings: {})",
+                    self.object,
+                    warnings.join("; ")
+                )
+            }
         } else {
             format!("{}: {}", self.object, errors.join("; "))
         }
@@ -275,7 +289,9 @@ impl Diagnostic {
                 true,
             );
         }
-        if matches!(kind, Kind::Workspace | Kind::MuxRule) {
+        if matches!(kind, Kind::Workspace | Kind::MuxRule)
+            || self.issues_on(ConditionType::Conflicted).next().is_some()
+        {
             add(
                 ConditionType::Conflicted,
                 "NoConflicts",

@@ -234,7 +234,10 @@ impl<'a> Cx<'a> {
                 severity,
                 ConditionType::SecretResolved,
                 "SecretNotFound",
-                format!("{what}: Secret \"{}\" not found", r.name),
+                format!(
+                    "{what}: Secret \"{}\" not found (key \"{}\")",
+                    r.name, r.key
+                ),
             );
             return None;
         };

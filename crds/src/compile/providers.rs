@@ -38,9 +38,9 @@ pub(crate) fn compile_providers(cx: &mut Cx<'_>) -> Providers {
                 None
             }
         };
-        if let Some(e) = &endpoint {
-            check_url(cx, &key, "spec.endpoint", e);
-        }
+        // A rejected URL is not reported as the effective endpoint: status.endpoint is a
+        // `kubectl get` column, and the URL may carry credentials.
+        let endpoint = endpoint.filter(|e| check_url(cx, &key, "spec.endpoint", e));
         cx.set_details(
             &key,
             Details::Provider {
@@ -64,8 +64,8 @@ pub(crate) fn compile_providers(cx: &mut Cx<'_>) -> Providers {
                     ConditionType::SecretResolved,
                     "SecretRefIgnored",
                     format!(
-                        "spec.auth.secretRef is ignored for auth type {:?}",
-                        spec.auth.type_
+                        "spec.auth.secretRef is ignored for auth type {}",
+                        spec.auth.type_.as_str()
                     ),
                 );
                 None
@@ -184,8 +184,8 @@ fn backend_url(cx: &mut Cx<'_>, key: &ObjectKey, spec: &BackendSpec) -> Option<S
     match (&spec.base_url, &spec.service_ref) {
         (Some(u), None) => {
             let u = u.trim_end_matches('/').to_owned();
-            check_url(cx, key, "spec.baseUrl", &u);
-            Some(u)
+            // Not echoed into status.url when rejected (it may carry credentials).
+            check_url(cx, key, "spec.baseUrl", &u).then_some(u)
         }
         (None, Some(s)) => {
             let service_key = format!("{}/{}", key.namespace, s.name);
@@ -259,8 +259,8 @@ fn backend_url(cx: &mut Cx<'_>, key: &ObjectKey, spec: &BackendSpec) -> Option<S
     }
 }
 
-/// Rejects URLs with credentials, fragments or a missing host.
-fn check_url(cx: &mut Cx<'_>, key: &ObjectKey, field: &str, url: &str) {
+/// Rejects URLs with credentials, fragments or a missing host; returns whether it is valid.
+fn check_url(cx: &mut Cx<'_>, key: &ObjectKey, field: &str, url: &str) -> bool {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"));
@@ -271,7 +271,7 @@ fn check_url(cx: &mut Cx<'_>, key: &ObjectKey, field: &str, url: &str) {
             "InvalidURL",
             format!("{field} must start with http:// or https://"),
         );
-        return;
+        return false;
     };
     let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
     if authority.is_empty() {
@@ -296,7 +296,10 @@ fn check_url(cx: &mut Cx<'_>, key: &ObjectKey, field: &str, url: &str) {
             "InvalidURL",
             format!("{field} must not have a fragment"),
         );
+    } else {
+        return true;
     }
+    false
 }
 
 fn declared_models(

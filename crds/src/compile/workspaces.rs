@@ -2,10 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sha2::{Digest, Sha256};
 
 use super::targets::{self, Usable};
 use super::{ConditionType, Cx, Details, Kind, ObjectKey, Severity, glob_matcher, sorted};
+use crate::MuxRule;
 use crate::mux_rule::MatcherType;
 use crate::snapshot::{ClientKeySnapshot, LimitsSnapshot, MuxRuleSnapshot, WorkspaceSnapshot};
 use crate::workspace::MuxRuleSummary;
@@ -25,19 +27,12 @@ pub(crate) fn compile(cx: &mut Cx<'_>, usable: &Usable<'_>) -> Compiled {
     };
     let workspaces = sorted(cx, Kind::Workspace, &inv.workspaces, empty);
 
-    // The default workspace: the oldest of those marked default, then by key.
-    let mut defaults: Vec<(Option<String>, &ObjectKey)> = workspaces
+    // The default workspace: the oldest of those marked default, then by key. Timestamps are
+    // compared as instants (as text, "10:00:00.5Z" would sort before "10:00:00Z").
+    let mut defaults: Vec<(Option<&Time>, &ObjectKey)> = workspaces
         .iter()
         .filter(|(_, w)| w.spec.default)
-        .map(|(k, w)| {
-            (
-                w.metadata
-                    .creation_timestamp
-                    .as_ref()
-                    .map(|t| t.0.to_string()),
-                k,
-            )
-        })
+        .map(|(k, w)| (w.metadata.creation_timestamp.as_ref(), k))
         .collect();
     defaults.sort_by(|a, b| (a.0.is_none(), &a.0, a.1).cmp(&(b.0.is_none(), &b.0, b.1)));
     let default_key = defaults.first().map(|(_, k)| (*k).clone());
@@ -152,16 +147,16 @@ pub(crate) fn compile(cx: &mut Cx<'_>, usable: &Usable<'_>) -> Compiled {
         }
     }
 
-    compile_mux_rules(cx, usable, &mut snaps);
+    let rules = compile_mux_rules(cx, usable, &mut snaps);
 
     for (key, w) in &workspaces {
-        let rules: Vec<MuxRuleSummary> = mux_summaries(cx, key);
+        let summaries: Vec<MuxRuleSummary> = mux_summaries(cx, &rules, key);
         let g = &w.spec.guardrails;
         cx.set_details(
             key,
             Details::Workspace {
                 active: default_key.as_ref() == Some(key),
-                mux_rules: rules,
+                mux_rules: summaries,
                 guardrail_summary: format!("secrets={},pii={}", g.secrets.as_str(), g.pii.as_str()),
             },
         );
@@ -174,11 +169,12 @@ pub(crate) fn compile(cx: &mut Cx<'_>, usable: &Usable<'_>) -> Compiled {
     }
 }
 
-fn compile_mux_rules(
-    cx: &mut Cx<'_>,
+/// Compiles the MuxRules into their workspaces; returns the rules kept (one per key).
+fn compile_mux_rules<'a>(
+    cx: &mut Cx<'a>,
     usable: &Usable<'_>,
     snaps: &mut BTreeMap<String, WorkspaceSnapshot>,
-) {
+) -> Vec<(ObjectKey, &'a MuxRule)> {
     let inv = cx.inv;
     let rules = sorted(cx, Kind::MuxRule, &inv.mux_rules, || Details::MuxRule {
         target: None,
@@ -275,32 +271,32 @@ fn compile_mux_rules(
         ws.mux_rules
             .sort_by(|a, b| (a.priority, &a.key).cmp(&(b.priority, &b.key)));
     }
+    rules
 }
 
-fn mux_summaries(cx: &Cx<'_>, workspace: &ObjectKey) -> Vec<MuxRuleSummary> {
-    let mut out: Vec<MuxRuleSummary> = cx
-        .inv
-        .mux_rules
+/// Status summaries of a workspace's rules, from the rules kept by [`sorted`] (so a rule
+/// defined twice is listed once, as the definition that was compiled).
+fn mux_summaries(
+    cx: &Cx<'_>,
+    rules: &[(ObjectKey, &MuxRule)],
+    workspace: &ObjectKey,
+) -> Vec<MuxRuleSummary> {
+    let mut out: Vec<MuxRuleSummary> = rules
         .iter()
-        .filter(|r| {
-            let k = super::object_key(Kind::MuxRule, *r);
+        .filter(|(k, r)| {
             k.namespace == workspace.namespace && r.spec.workspace_ref == workspace.name
         })
-        .map(|r| {
-            let k = super::object_key(Kind::MuxRule, r);
-            MuxRuleSummary {
-                name: k.name.clone(),
-                priority: r.spec.priority,
-                matcher: r.spec.matcher.type_,
-                pattern: r.spec.matcher.pattern.clone(),
-                target: target_label(&r.spec.target).unwrap_or_else(|| "invalid".into()),
-                model: r.spec.target.model.clone(),
-                ready: !cx.has_error(&k),
-            }
+        .map(|(k, r)| MuxRuleSummary {
+            name: k.name.clone(),
+            priority: r.spec.priority,
+            matcher: r.spec.matcher.type_,
+            pattern: r.spec.matcher.pattern.clone(),
+            target: target_label(&r.spec.target).unwrap_or_else(|| "invalid".into()),
+            model: r.spec.target.model.clone(),
+            ready: !cx.has_error(k),
         })
         .collect();
     out.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
-    out.dedup_by(|a, b| a.name == b.name);
     out
 }
 
