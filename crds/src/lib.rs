@@ -10,8 +10,10 @@ pub mod backend;
 pub mod common;
 pub mod mux_rule;
 pub mod provider;
+pub mod record;
 pub mod router_policy;
 pub mod task_chain;
+pub mod usage;
 pub mod workspace;
 
 pub use affinity_group::{AffinityGroup, AffinityGroupSpec, AffinityGroupStatus};

@@ -205,6 +205,55 @@ fn merge(into: &mut Inventory, from: Inventory) {
     }
 }
 
+/// Every `*.yaml`/`*.yml` file at or below `path`, sorted: the path itself when it is a file;
+/// in folders, recursively, skipping dot-entries (such as a ConfigMap mount's `..data`
+/// folders, whose files are reached through the top-level links) and `kustomization.yaml`.
+/// This and [`load`] are the only functions of this crate that touch the file system.
+pub fn files(path: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            // Metadata through links, so ConfigMap symlink swaps are followed.
+            if std::fs::metadata(&path)?.is_dir() {
+                walk(&path, out)?;
+            } else if (name.ends_with(".yaml") || name.ends_with(".yml"))
+                && !name.starts_with("kustomization.")
+            {
+                out.push(path);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    if std::fs::metadata(path)?.is_file() {
+        out.push(path.to_owned());
+    } else {
+        walk(path, &mut out)?;
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads every manifest file at or below `path` (see [`files`]) into a new inventory. The
+/// first unreadable or invalid file is the error, naming it; nothing partial is returned.
+pub fn load(path: &std::path::Path) -> Result<(Inventory, Vec<std::path::PathBuf>), String> {
+    let mut inventory = Inventory::default();
+    let list = files(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for f in &list {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
+        add_yaml(&mut inventory, &f.display().to_string(), &text).map_err(|e| e.to_string())?;
+    }
+    Ok((inventory, list))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

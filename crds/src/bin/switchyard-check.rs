@@ -5,7 +5,7 @@
 
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a CLI: printing is its job
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -34,9 +34,13 @@ fn main() -> anyhow::Result<ExitCode> {
     let mut inventory = Inventory::default();
     let mut files = Vec::new();
     for p in &paths {
-        collect_yaml(p, &mut files).with_context(|| format!("reading {}", p.display()))?;
+        files.extend(
+            switchyard_crds::manifest::files(p)
+                .with_context(|| format!("reading {}", p.display()))?,
+        );
     }
     files.sort();
+    files.dedup();
     for f in &files {
         let text =
             std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
@@ -76,24 +80,4 @@ fn main() -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
-}
-
-/// Every `*.yaml` / `*.yml` under `path` (recursively), or `path` itself if it is a file.
-fn collect_yaml(path: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    if path.is_file() {
-        out.push(path.to_owned());
-        return Ok(());
-    }
-    for entry in std::fs::read_dir(path)? {
-        let p = entry?.path();
-        if p.is_dir() {
-            collect_yaml(&p, out)?;
-        } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml")
-            && p.file_name()
-                .is_some_and(|n| n != "kustomization.yaml" && n != "kustomization.yml")
-        {
-            out.push(p);
-        }
-    }
-    Ok(())
 }
