@@ -1,1 +1,221 @@
-//! Switchyard data plane.
+//! Switchyard data plane: an OpenAI- and Anthropic-compatible proxy that routes by workspace,
+//! mux rules, router policies and affinity groups, and records every call.
+
+pub mod balance;
+pub mod classify;
+pub mod config;
+pub mod errors;
+pub mod guardrails;
+pub mod identity;
+pub mod metrics;
+pub mod operator_client;
+pub mod proxy;
+pub mod record;
+pub mod relay;
+pub mod route;
+pub mod server;
+pub mod source;
+pub mod spool;
+pub mod sse;
+pub mod state;
+pub mod table;
+pub mod translate;
+pub mod upstream;
+pub mod usage;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+
+use crate::config::Config;
+use crate::spool::{FileShipper, Shipper, Spool, SpoolConfig};
+use crate::state::{AppState, Settings};
+
+/// Builds the upstream HTTP client: no redirects followed (a provider redirect could send the
+/// credential elsewhere), bounded connect time, Nagle off.
+pub fn http_client(connect_timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building the upstream HTTP client")
+}
+
+/// A running data plane (see [`start`]).
+#[derive(Debug)]
+pub struct Running {
+    /// Address it listens on.
+    pub addr: std::net::SocketAddr,
+    /// Its state (routing table, metrics, …).
+    pub state: Arc<AppState>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<()>,
+    watcher: tokio::task::JoinHandle<()>,
+    spool: Spool,
+    spool_tasks: spool::SpoolTasks,
+    drain: Duration,
+}
+
+/// Starts the data plane: binds, starts the snapshot watcher and the spool, and serves.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    // Where snapshots come from: a local source, or the operator's channel (which then also
+    // receives the interception records).
+    let (source, operator) = match (
+        &config.manifests,
+        &config.snapshot_file,
+        config.operator_client(),
+    ) {
+        (None, None, Some(op)) => (None, Some(op)),
+        (Some(dir), _, None) => (Some(source::Source::Manifests(dir.clone())), None),
+        (None, Some(file), None) => (Some(source::Source::SnapshotFile(file.clone())), None),
+        (_, _, Some(_)) => {
+            anyhow::bail!("--operator cannot be combined with --manifests or --snapshot-file")
+        }
+        (None, None, None) => {
+            anyhow::bail!("one of --manifests, --snapshot-file or --operator is required")
+        }
+    };
+    let mut registry = Registry::default();
+    let metrics = Arc::new(metrics::Metrics::new(&mut registry));
+    let spool_dir = config
+        .spool_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("switchyard-spool"));
+    let shipper: Option<Arc<dyn Shipper>> = match &operator {
+        Some(op) => {
+            if config.records_file.is_some() {
+                tracing::warn!("--records-file is ignored: records are shipped to the operator");
+            }
+            Some(Arc::new(operator_client::HttpShipper::new(op.clone())))
+        }
+        None => config
+            .records_file
+            .as_ref()
+            .map(|p| Arc::new(FileShipper::new(p.clone())) as Arc<dyn Shipper>),
+    };
+    let (spool, spool_tasks) = Spool::start(
+        SpoolConfig {
+            dir: spool_dir.clone(),
+            max_bytes: config.spool_max_bytes,
+            flush_interval: Duration::from_millis(200),
+            batch_size: 500,
+        },
+        shipper,
+        metrics.clone(),
+    )
+    .await
+    .with_context(|| format!("starting the spool in {}", spool_dir.display()))?;
+    let settings = Settings {
+        max_body_bytes: config.max_body_bytes,
+        require_client_key: config.require_client_key,
+        ..Settings::default()
+    };
+    let client = http_client(Duration::from_millis(config.connect_timeout_ms))?;
+    let state = Arc::new(AppState::new(
+        client,
+        spool.clone(),
+        metrics,
+        registry,
+        settings,
+    ));
+    let watcher = match (source, operator) {
+        (Some(source), _) => tokio::spawn(source::watch(
+            state.clone(),
+            source,
+            config.watch_interval(),
+        )),
+        (None, Some(op)) => tokio::spawn(operator_client::run_snapshot_client(state.clone(), op)),
+        (None, None) => anyhow::bail!("no snapshot source"),
+    };
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, "data plane listening");
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let app = server::router(state.clone());
+    let server = tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop_rx.await;
+        });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "server error");
+        }
+    });
+    Ok(Running {
+        addr,
+        state,
+        stop,
+        server,
+        watcher,
+        spool,
+        spool_tasks,
+        drain: Duration::from_millis(config.drain_timeout_ms),
+    })
+}
+
+impl Running {
+    /// Stops accepting connections, lets in-flight requests and streams finish up to the drain
+    /// deadline, then flushes the interception spool.
+    pub async fn shutdown(self) {
+        tracing::info!("shutting down: no new connections, draining in-flight requests");
+        let _ = self.stop.send(());
+        let mut server = self.server;
+        if tokio::time::timeout(self.drain, &mut server).await.is_err() {
+            tracing::warn!("drain deadline passed with requests still open; closing them");
+            server.abort();
+            let _ = server.await;
+        }
+        self.watcher.abort();
+        drop(self.state);
+        self.spool_tasks
+            .shutdown(self.spool, Duration::from_secs(5))
+            .await;
+    }
+}
+
+/// Runs the data plane until SIGINT/SIGTERM, then drains.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let running = start(config).await?;
+    shutdown_signal().await;
+    running.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+/// Installs the tracing subscriber (plain or JSON), filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing(format: config::LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        config::LogFormat::Plain => builder.try_init(),
+        config::LogFormat::Json => builder.json().try_init(),
+    };
+}

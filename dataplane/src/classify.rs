@@ -1,0 +1,540 @@
+//! Request classification: everything routing and recording need to know about a request,
+//! read once from its headers and JSON body.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use axum::http::HeaderMap;
+use regex::Regex;
+use serde_json::Value;
+use switchyard_crds::router_policy::{EndpointType, Parallelism};
+
+use crate::errors::{ApiError, Dialect};
+
+/// Which API was called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `POST /v1/chat/completions`.
+    ChatCompletions,
+    /// `POST /v1/messages` (Anthropic).
+    Messages,
+    /// `POST /v1/completions` (legacy and FIM).
+    Completions,
+    /// `POST /v1/embeddings`.
+    Embeddings,
+}
+
+impl Endpoint {
+    /// The dialect of the endpoint.
+    pub fn dialect(self) -> Dialect {
+        match self {
+            Self::Messages => Dialect::Anthropic,
+            _ => Dialect::OpenAi,
+        }
+    }
+
+    /// RouterPolicy endpoint type.
+    pub fn endpoint_type(self) -> EndpointType {
+        match self {
+            Self::ChatCompletions | Self::Messages => EndpointType::Chat,
+            Self::Completions => EndpointType::Completions,
+            Self::Embeddings => EndpointType::Embeddings,
+        }
+    }
+
+    /// Path, for records and metrics.
+    pub fn path(self) -> &'static str {
+        match self {
+            Self::ChatCompletions => "/v1/chat/completions",
+            Self::Messages => "/v1/messages",
+            Self::Completions => "/v1/completions",
+            Self::Embeddings => "/v1/embeddings",
+        }
+    }
+}
+
+/// Longest user prompt kept for records.
+pub const MAX_PROMPT_RECORD: usize = 4096;
+/// Most filenames extracted from a request.
+const MAX_FILENAMES: usize = 32;
+/// Longest text scanned for filenames.
+const MAX_FILENAME_SCAN: usize = 64 * 1024;
+
+/// What routing and recording know about a request.
+#[derive(Clone, Debug, Default)]
+pub struct RequestInfo {
+    /// Endpoint type for policies.
+    pub endpoint_type: Option<EndpointType>,
+    /// A fill-in-the-middle completion.
+    pub fim: bool,
+    /// Filenames mentioned in the prompt.
+    pub filenames: Vec<String>,
+    /// Streaming requested.
+    pub stream: bool,
+    /// Tools offered to the model.
+    pub tools: bool,
+    /// Image inputs.
+    pub images: bool,
+    /// Requested model.
+    pub model: String,
+    /// Tags from `x-switchyard-tags` and the body's `tags`.
+    pub tags: BTreeMap<String, String>,
+    /// Body `metadata`.
+    pub metadata: Option<Value>,
+    /// Session id.
+    pub session_id: Option<String>,
+    /// Client name from User-Agent.
+    pub client: String,
+    /// Body `user` (or Anthropic metadata.user_id).
+    pub user: Option<String>,
+    /// `x-switchyard-purpose`.
+    pub purpose: Option<String>,
+    /// `x-switchyard-step-type` (set for task-chain calls).
+    pub step_type: Option<String>,
+    /// `x-switchyard-parallelism`.
+    pub parallelism: Option<Parallelism>,
+    /// The last user message text (truncated).
+    pub user_prompt: Option<String>,
+}
+
+/// Reads a request. Rejects bodies that are not what the endpoint takes, naming the parameter.
+pub fn classify(
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Result<RequestInfo, ApiError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("request body must be a JSON object"))?;
+    let model = match obj.get("model") {
+        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
+        Some(Value::String(_)) | None => {
+            return Err(ApiError::invalid("`model` is required").param("model"));
+        }
+        Some(_) => return Err(ApiError::invalid("`model` must be a string").param("model")),
+    };
+    if model.len() > 256 {
+        return Err(ApiError::invalid("`model` is longer than 256 characters").param("model"));
+    }
+    let stream = match obj.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::invalid("`stream` must be a boolean").param("stream")),
+    };
+    let mut info = RequestInfo {
+        endpoint_type: Some(endpoint.endpoint_type()),
+        model,
+        stream,
+        client: client_name(headers),
+        ..Default::default()
+    };
+    match endpoint {
+        Endpoint::ChatCompletions | Endpoint::Messages => {
+            let messages = match obj.get("messages") {
+                Some(Value::Array(m)) if !m.is_empty() => m,
+                Some(Value::Array(_)) => {
+                    return Err(ApiError::invalid("`messages` must not be empty").param("messages"));
+                }
+                _ => return Err(ApiError::invalid("`messages` must be an array").param("messages")),
+            };
+            for (i, m) in messages.iter().enumerate() {
+                if !m.get("role").is_some_and(Value::is_string) {
+                    return Err(ApiError::invalid(format!("messages[{i}].role is required"))
+                        .param(format!("messages[{i}].role")));
+                }
+            }
+            info.tools = obj
+                .get("tools")
+                .and_then(Value::as_array)
+                .is_some_and(|t| !t.is_empty());
+            info.images = messages.iter().any(message_has_image);
+            info.user_prompt = messages
+                .iter()
+                .rev()
+                .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+                .map(|m| truncate(&message_text(m), MAX_PROMPT_RECORD));
+            let text = info.user_prompt.clone().unwrap_or_default();
+            info.filenames = filenames(&text);
+            if endpoint == Endpoint::Messages && obj.get("max_tokens").is_none() {
+                return Err(ApiError::invalid("`max_tokens` is required").param("max_tokens"));
+            }
+        }
+        Endpoint::Completions => {
+            let prompt = match obj.get("prompt") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Array(a)) if a.iter().all(Value::is_string) => a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                _ => {
+                    return Err(ApiError::invalid(
+                        "`prompt` must be a string or an array of strings",
+                    )
+                    .param("prompt"));
+                }
+            };
+            let suffix = obj
+                .get("suffix")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            info.fim = !suffix.is_empty() || FIM_MARKERS.iter().any(|m| prompt.contains(m));
+            info.filenames = filenames(&prompt);
+            info.user_prompt = Some(truncate(&prompt, MAX_PROMPT_RECORD));
+        }
+        Endpoint::Embeddings => {
+            let ok = match obj.get("input") {
+                Some(Value::String(_)) => true,
+                Some(Value::Array(a)) => !a.is_empty(),
+                _ => false,
+            };
+            if !ok {
+                return Err(
+                    ApiError::invalid("`input` must be a string or a non-empty array")
+                        .param("input"),
+                );
+            }
+            if stream {
+                return Err(ApiError::invalid("embeddings cannot be streamed").param("stream"));
+            }
+        }
+    }
+    // Tags: header `x-switchyard-tags: k=v,k2=v2` and body `tags` (strings `k=v` or `k`, or an object).
+    if let Some(h) = headers
+        .get("x-switchyard-tags")
+        .and_then(|v| v.to_str().ok())
+    {
+        for part in h.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            insert_tag(&mut info.tags, part);
+        }
+    }
+    match obj.get("tags") {
+        Some(Value::Array(a)) => {
+            for t in a.iter().filter_map(Value::as_str) {
+                insert_tag(&mut info.tags, t);
+            }
+        }
+        Some(Value::Object(o)) => {
+            for (k, v) in o {
+                info.tags.insert(
+                    k.clone(),
+                    v.as_str().map_or_else(|| v.to_string(), str::to_owned),
+                );
+            }
+        }
+        _ => {}
+    }
+    if info.tags.len() > 64 {
+        return Err(ApiError::invalid("at most 64 tags").param("tags"));
+    }
+    info.metadata = obj.get("metadata").filter(|m| !m.is_null()).cloned();
+    info.user = obj
+        .get("user")
+        .and_then(Value::as_str)
+        .or_else(|| {
+            obj.get("metadata")
+                .and_then(|m| m.get("user_id"))
+                .and_then(Value::as_str)
+        })
+        .map(|u| truncate(u, 256));
+    info.session_id = session_id(headers, obj);
+    info.purpose = header_str(headers, "x-switchyard-purpose").map(|s| truncate(s, 63));
+    info.step_type = header_str(headers, "x-switchyard-step-type").map(|s| truncate(s, 63));
+    info.parallelism = match header_str(headers, "x-switchyard-parallelism") {
+        Some("low") => Some(Parallelism::Low),
+        Some("medium") => Some(Parallelism::Medium),
+        Some("high") => Some(Parallelism::High),
+        _ => None,
+    };
+    Ok(info)
+}
+
+const FIM_MARKERS: [&str; 4] = ["<|fim_prefix|>", "<fim_prefix>", "<|fim▁begin|>", "<PRE>"];
+
+fn insert_tag(tags: &mut BTreeMap<String, String>, part: &str) {
+    let (k, v) = part.split_once('=').unwrap_or((part, ""));
+    let (k, v) = (k.trim(), v.trim());
+    if !k.is_empty() && k.len() <= 128 && v.len() <= 1024 {
+        tags.insert(k.to_owned(), v.to_owned());
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+}
+
+/// Session id: `x-session-id` and client-specific headers, then body metadata; Claude Code's
+/// `metadata.user_id` carries `..._session_<uuid>`.
+fn session_id(headers: &HeaderMap, obj: &serde_json::Map<String, Value>) -> Option<String> {
+    const HEADERS: [&str; 5] = [
+        "x-session-id",
+        "x-switchyard-session",
+        "x-claude-code-session-id",
+        "session_id",
+        "x-conversation-id",
+    ];
+    let from_header = HEADERS.iter().find_map(|h| header_str(headers, h));
+    let meta = obj.get("metadata");
+    let from_meta = meta
+        .and_then(|m| m.get("session_id"))
+        .and_then(Value::as_str);
+    let from_user_id = meta
+        .and_then(|m| m.get("user_id"))
+        .and_then(Value::as_str)
+        .and_then(|u| u.rsplit_once("_session_").map(|(_, s)| s));
+    from_header
+        .or(from_meta)
+        .or(from_user_id)
+        .map(|s| truncate(s, 256))
+}
+
+/// Client name from User-Agent: known coding agents and SDKs by name, else the product token.
+pub fn client_name(headers: &HeaderMap) -> String {
+    let ua = header_str(headers, "user-agent").unwrap_or_default();
+    let lower = ua.to_ascii_lowercase();
+    const KNOWN: [(&str, &str); 10] = [
+        ("claude-cli", "claude-code"),
+        ("claude-code", "claude-code"),
+        ("codex", "codex"),
+        ("cursor", "cursor"),
+        ("copilot", "copilot"),
+        ("continue", "continue"),
+        ("anthropic/python", "anthropic-python"),
+        ("openai/python", "openai-python"),
+        ("openai/js", "openai-node"),
+        ("anthropic/js", "anthropic-node"),
+    ];
+    if let Some((_, name)) = KNOWN.iter().find(|(needle, _)| lower.contains(needle)) {
+        return (*name).to_owned();
+    }
+    let token = ua.split(['/', ' ']).next().unwrap_or_default();
+    if token.is_empty() {
+        "unknown".to_owned()
+    } else {
+        truncate(token, 64)
+    }
+}
+
+fn message_has_image(m: &Value) -> bool {
+    m.get("content")
+        .and_then(Value::as_array)
+        .is_some_and(|parts| {
+            parts.iter().any(|p| {
+                matches!(
+                    p.get("type").and_then(Value::as_str),
+                    Some("image_url" | "image" | "input_image")
+                )
+            })
+        })
+}
+
+/// The text of a message (string content or text parts).
+pub fn message_text(m: &Value) -> String {
+    match m.get("content") {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| match p.get("type").and_then(Value::as_str) {
+                Some("text" | "input_text") => p.get("text").and_then(Value::as_str),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// Truncates on a char boundary.
+pub fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+static FILENAME: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    // A path-like token ending in a short alphanumeric extension, optionally quoted or after
+    // "Path:", "File:", a code fence language tag, or in a <file path="..."> tag.
+    Regex::new(r#"(?:^|[\s"'`(<\[=:])((?:[A-Za-z]:)?[\w.\-/\\]*[\w\-]\.[A-Za-z][A-Za-z0-9]{0,9})(?:$|[\s"'`)>\],:;])"#).ok()
+});
+
+/// Filenames mentioned in a prompt (deduplicated, in order of appearance).
+pub fn filenames(text: &str) -> Vec<String> {
+    let Some(re) = FILENAME.as_ref() else {
+        return Vec::new();
+    };
+    let text = &text[..floor_boundary(text, MAX_FILENAME_SCAN)];
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        for c in re.captures_iter(line) {
+            let Some(m) = c.get(1) else { continue };
+            let name = m.as_str().trim_start_matches("./");
+            let ext = name.rsplit('.').next().unwrap_or_default();
+            // Skip version numbers, domains and sentences ("e.g", "v1.2", "example.com").
+            if ext.len() > 10 || NOT_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()) {
+                continue;
+            }
+            if name.chars().filter(|c| *c == '.').count() > 3 {
+                continue;
+            }
+            if !out.iter().any(|o| o == name) {
+                out.push(name.to_owned());
+                if out.len() == MAX_FILENAMES {
+                    return out;
+                }
+            }
+        }
+    }
+    out
+}
+
+const NOT_EXTENSIONS: [&str; 12] = [
+    "com", "org", "net", "io", "dev", "ai", "g", "e", "i", "etc", "co", "uk",
+];
+
+fn floor_boundary(s: &str, max: usize) -> usize {
+    if s.len() <= max {
+        return s.len();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+    use serde_json::json;
+
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn extracts_filenames_from_common_prompt_shapes() {
+        let text = "# Path: src/app/main.py\nPlease fix `utils/helpers.ts` and <file path=\"lib/x.rs\">\n```go cmd/server.go\nsee https://example.com and version 1.2.3 e.g. this";
+        assert_eq!(
+            filenames(text),
+            [
+                "src/app/main.py",
+                "utils/helpers.ts",
+                "lib/x.rs",
+                "cmd/server.go"
+            ]
+        );
+    }
+
+    #[test]
+    fn classifies_chat_with_tools_images_tags_session() {
+        let body = json!({
+            "model": "gpt-4o", "stream": true,
+            "tools": [{"type": "function", "function": {"name": "f"}}],
+            "tags": ["team=search", "urgent"],
+            "metadata": {"session_id": "s-1"},
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "look at main.py"}, {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}]}]
+        });
+        let h = headers(&[
+            ("user-agent", "OpenAI/Python 1.99.0"),
+            ("x-switchyard-tags", "env=prod"),
+        ]);
+        let info = classify(Endpoint::ChatCompletions, &h, &body).unwrap();
+        assert!(info.stream && info.tools && info.images && !info.fim);
+        assert_eq!(info.filenames, ["main.py"]);
+        assert_eq!(info.client, "openai-python");
+        assert_eq!(info.session_id.as_deref(), Some("s-1"));
+        assert_eq!(info.tags.get("team").map(String::as_str), Some("search"));
+        assert_eq!(info.tags.get("urgent").map(String::as_str), Some(""));
+        assert_eq!(info.tags.get("env").map(String::as_str), Some("prod"));
+    }
+
+    #[test]
+    fn fim_by_suffix_or_marker() {
+        let h = HeaderMap::new();
+        let a = classify(
+            Endpoint::Completions,
+            &h,
+            &json!({"model": "m", "prompt": "def f(", "suffix": ")"}),
+        )
+        .unwrap();
+        assert!(a.fim);
+        let b = classify(
+            Endpoint::Completions,
+            &h,
+            &json!({"model": "m", "prompt": "<|fim_prefix|>x<|fim_suffix|>"}),
+        )
+        .unwrap();
+        assert!(b.fim);
+        let c = classify(
+            Endpoint::Completions,
+            &h,
+            &json!({"model": "m", "prompt": "Once upon"}),
+        )
+        .unwrap();
+        assert!(!c.fim);
+    }
+
+    #[test]
+    fn claude_code_session_from_user_id() {
+        let body = json!({"model": "m", "max_tokens": 5, "metadata": {"user_id": "user_abc_account__session_1234-5678"}, "messages": [{"role": "user", "content": "hi"}]});
+        let info = classify(Endpoint::Messages, &HeaderMap::new(), &body).unwrap();
+        assert_eq!(info.session_id.as_deref(), Some("1234-5678"));
+    }
+
+    #[test]
+    fn rejects_bad_bodies_naming_the_parameter() {
+        let h = HeaderMap::new();
+        for (endpoint, body, param) in [
+            (
+                Endpoint::ChatCompletions,
+                json!({"messages": [{"role": "user", "content": "x"}]}),
+                "model",
+            ),
+            (
+                Endpoint::ChatCompletions,
+                json!({"model": "m", "messages": []}),
+                "messages",
+            ),
+            (
+                Endpoint::ChatCompletions,
+                json!({"model": "m", "messages": [{"content": "x"}]}),
+                "messages[0].role",
+            ),
+            (
+                Endpoint::ChatCompletions,
+                json!({"model": "m", "stream": "yes", "messages": [{"role": "user"}]}),
+                "stream",
+            ),
+            (
+                Endpoint::Messages,
+                json!({"model": "m", "messages": [{"role": "user", "content": "x"}]}),
+                "max_tokens",
+            ),
+            (
+                Endpoint::Completions,
+                json!({"model": "m", "prompt": 5}),
+                "prompt",
+            ),
+            (Endpoint::Embeddings, json!({"model": "m"}), "input"),
+        ] {
+            let err = classify(endpoint, &h, &body).unwrap_err();
+            assert_eq!(err.param.as_deref(), Some(param), "{body}");
+        }
+        assert!(classify(Endpoint::ChatCompletions, &h, &json!([1])).is_err());
+    }
+}

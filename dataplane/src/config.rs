@@ -1,0 +1,90 @@
+//! Command-line flags (each also readable from a `SWITCHYARD_*` environment variable).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// The Switchyard data plane.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "switchyard-dataplane", version, about)]
+pub struct Config {
+    /// Address to serve the API, health and metrics on.
+    #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Local mode: a folder of Switchyard manifests (and Secrets) compiled in-process and
+    /// reloaded on change.
+    #[arg(long, env = "SWITCHYARD_MANIFESTS", conflicts_with = "snapshot_file")]
+    pub manifests: Option<PathBuf>,
+    /// A snapshot JSON file (as the operator serves), reloaded on change.
+    #[arg(long, env = "SWITCHYARD_SNAPSHOT_FILE")]
+    pub snapshot_file: Option<PathBuf>,
+    /// Cluster mode: the operator's channel, e.g.
+    /// `https://switchyard-operator.switchyard-system.svc:8443`. Snapshots are streamed from it
+    /// and interception records shipped to it (instead of `--records-file`).
+    #[arg(long, env = "SWITCHYARD_OPERATOR", conflicts_with_all = ["manifests", "snapshot_file"])]
+    pub operator: Option<String>,
+    /// Bearer token presented to the operator, re-read on every connection (projected
+    /// ServiceAccount tokens rotate).
+    #[arg(long, env = "SWITCHYARD_OPERATOR_TOKEN_FILE", default_value = crate::operator_client::DEFAULT_TOKEN_FILE)]
+    pub operator_token_file: PathBuf,
+    /// CA certificates (PEM) to trust for the operator instead of the system roots (the
+    /// operator publishes its CA in a ConfigMap, key `ca.crt`).
+    #[arg(long, env = "SWITCHYARD_OPERATOR_CA_FILE")]
+    pub operator_ca_file: Option<PathBuf>,
+    /// How often the manifests folder or snapshot file is checked for changes.
+    #[arg(long, env = "SWITCHYARD_WATCH_INTERVAL_MS", default_value_t = 100)]
+    pub watch_interval_ms: u64,
+    /// Folder of the interception spool.
+    #[arg(long, env = "SWITCHYARD_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// Most bytes the spool keeps before dropping the oldest records.
+    #[arg(long, env = "SWITCHYARD_SPOOL_MAX_BYTES", default_value_t = 256 << 20)]
+    pub spool_max_bytes: u64,
+    /// Local record store: shipped interceptions are appended to this JSON-lines file.
+    #[arg(long, env = "SWITCHYARD_RECORDS_FILE")]
+    pub records_file: Option<PathBuf>,
+    /// Largest request body, bytes.
+    #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES", default_value_t = 32 << 20)]
+    pub max_body_bytes: usize,
+    /// Refuse requests without a gateway API key bound to a Workspace.
+    #[arg(long, env = "SWITCHYARD_REQUIRE_CLIENT_KEY")]
+    pub require_client_key: bool,
+    /// Upstream connect timeout, ms.
+    #[arg(long, env = "SWITCHYARD_CONNECT_TIMEOUT_MS", default_value_t = 10_000)]
+    pub connect_timeout_ms: u64,
+    /// How long in-flight requests may finish after SIGTERM, ms.
+    #[arg(long, env = "SWITCHYARD_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
+    pub drain_timeout_ms: u64,
+    /// Log format.
+    #[arg(long, env = "SWITCHYARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
+    pub log_format: LogFormat,
+}
+
+/// Log formats.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable.
+    Plain,
+    /// One JSON object per line (for clusters).
+    Json,
+}
+
+impl Config {
+    /// The operator channel settings, when `--operator` is set.
+    pub fn operator_client(&self) -> Option<crate::operator_client::OperatorClientConfig> {
+        self.operator.as_ref().map(|url| {
+            crate::operator_client::OperatorClientConfig::new(
+                url.as_str(),
+                self.operator_token_file.clone(),
+                self.operator_ca_file.clone(),
+            )
+        })
+    }
+
+    /// The watch interval.
+    pub fn watch_interval(&self) -> Duration {
+        Duration::from_millis(self.watch_interval_ms.max(10))
+    }
+}

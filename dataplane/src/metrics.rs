@@ -1,0 +1,219 @@
+//! Prometheus metrics (`switchyard_*`), labelled with OpenTelemetry GenAI attribute names.
+//! Label values come from the snapshot (provider keys, declared models) or small fixed sets,
+//! never from raw request input, so cardinality stays bounded.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Labels of request metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// Endpoint path.
+    pub endpoint: String,
+    /// Provider or backend key (`-` when none was reached).
+    pub gen_ai_provider_name: String,
+    /// Model asked of the upstream (`-` when none).
+    pub gen_ai_request_model: String,
+    /// Outcome (`success`, `upstream_error`, `rejected`, `gateway_error`, `cancelled`).
+    pub outcome: String,
+}
+
+/// Labels of latency metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LatencyLabels {
+    /// Endpoint path.
+    pub endpoint: String,
+    /// Provider or backend key.
+    pub gen_ai_provider_name: String,
+}
+
+/// Labels of token metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    /// Provider or backend key.
+    pub gen_ai_provider_name: String,
+    /// Model.
+    pub gen_ai_request_model: String,
+    /// `input`, `output`, `cache_read` or `cache_write`.
+    pub gen_ai_token_type: String,
+}
+
+/// Labels of guardrail metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AlertLabels {
+    /// `secrets` or `pii`.
+    pub category: String,
+    /// `alert`, `redact` or `block`.
+    pub action: String,
+}
+
+/// Labels of upstream error metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamErrorLabels {
+    /// Provider or backend key.
+    pub gen_ai_provider_name: String,
+    /// `connect`, `timeout`, `status_4xx`, `status_5xx`, `stream_cut`, `error_event`.
+    pub kind: String,
+}
+
+/// Labels of the snapshot info metric.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SnapshotLabels {
+    /// Snapshot version.
+    pub version: String,
+}
+
+/// Every data-plane metric.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Requests by outcome.
+    pub requests: Family<RequestLabels, Counter>,
+    /// Requests in flight.
+    pub in_flight: Gauge,
+    /// Total request duration, seconds.
+    pub duration: Family<LatencyLabels, Histogram, fn() -> Histogram>,
+    /// Time to first token, seconds.
+    pub ttft: Family<LatencyLabels, Histogram, fn() -> Histogram>,
+    /// Tokens by type.
+    pub tokens: Family<TokenLabels, Counter>,
+    /// Upstream failures.
+    pub upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    /// Guardrail findings.
+    pub alerts: Family<AlertLabels, Counter>,
+    /// Snapshots applied.
+    pub snapshots_applied: Counter,
+    /// Snapshots refused.
+    pub snapshots_rejected: Counter,
+    /// Time to build and apply a snapshot, seconds.
+    pub snapshot_apply: Histogram,
+    /// Current snapshot version (value 1).
+    pub snapshot_info: Family<SnapshotLabels, Gauge>,
+    /// Records waiting in the spool.
+    pub spool_records: Gauge,
+    /// Records dropped by the spool bound.
+    pub spool_dropped: Counter,
+    /// Records shipped.
+    pub records_shipped: Counter,
+    /// Failed shipping attempts.
+    pub ship_failures: Counter,
+}
+
+fn latency_histogram() -> Histogram {
+    // 100 µs .. ~100 s.
+    Histogram::new(exponential_buckets(0.0001, 2.5, 16))
+}
+
+impl Metrics {
+    /// New metrics, registered under `switchyard_` in `registry`.
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = Self {
+            requests: Family::default(),
+            in_flight: Gauge::default(),
+            duration: Family::new_with_constructor(latency_histogram),
+            ttft: Family::new_with_constructor(latency_histogram),
+            tokens: Family::default(),
+            upstream_errors: Family::default(),
+            alerts: Family::default(),
+            snapshots_applied: Counter::default(),
+            snapshots_rejected: Counter::default(),
+            snapshot_apply: Histogram::new(exponential_buckets(0.00001, 3.0, 12)),
+            snapshot_info: Family::default(),
+            spool_records: Gauge::default(),
+            spool_dropped: Counter::default(),
+            records_shipped: Counter::default(),
+            ship_failures: Counter::default(),
+        };
+        let r = registry.sub_registry_with_prefix("switchyard");
+        r.register(
+            "requests",
+            "Requests by endpoint, provider, model and outcome",
+            m.requests.clone(),
+        );
+        r.register(
+            "in_flight_requests",
+            "Requests being served",
+            m.in_flight.clone(),
+        );
+        r.register(
+            "request_duration_seconds",
+            "Request duration",
+            m.duration.clone(),
+        );
+        r.register(
+            "time_to_first_token_seconds",
+            "Time to first token",
+            m.ttft.clone(),
+        );
+        r.register("tokens", "Tokens by type", m.tokens.clone());
+        r.register(
+            "upstream_errors",
+            "Upstream failures by kind",
+            m.upstream_errors.clone(),
+        );
+        r.register("guardrail_alerts", "Guardrail findings", m.alerts.clone());
+        r.register(
+            "snapshots_applied",
+            "Snapshots applied",
+            m.snapshots_applied.clone(),
+        );
+        r.register(
+            "snapshots_rejected",
+            "Snapshots refused",
+            m.snapshots_rejected.clone(),
+        );
+        r.register(
+            "snapshot_apply_seconds",
+            "Time to prepare and apply a snapshot",
+            m.snapshot_apply.clone(),
+        );
+        r.register("snapshot", "Snapshot in force", m.snapshot_info.clone());
+        r.register(
+            "spool_records",
+            "Interception records waiting to be shipped",
+            m.spool_records.clone(),
+        );
+        r.register(
+            "spool_dropped_records",
+            "Records dropped by the spool bound",
+            m.spool_dropped.clone(),
+        );
+        r.register(
+            "records_shipped",
+            "Interception records shipped",
+            m.records_shipped.clone(),
+        );
+        r.register(
+            "ship_failures",
+            "Failed shipping attempts",
+            m.ship_failures.clone(),
+        );
+        m
+    }
+
+    /// Marks `version` as the snapshot in force.
+    pub fn set_snapshot(&self, previous: Option<&str>, version: &str) {
+        if let Some(p) = previous {
+            self.snapshot_info.remove(&SnapshotLabels {
+                version: p.to_owned(),
+            });
+        }
+        self.snapshot_info
+            .get_or_create(&SnapshotLabels {
+                version: version.to_owned(),
+            })
+            .set(1);
+    }
+}
+
+/// Text exposition of a registry.
+pub fn encode(registry: &Registry) -> String {
+    let mut out = String::new();
+    if prometheus_client::encoding::text::encode(&mut out, registry).is_err() {
+        out.clear();
+    }
+    out
+}

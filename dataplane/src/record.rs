@@ -1,0 +1,3 @@
+//! The interception record (types shared with the operator, in `switchyard_crds::record`).
+
+pub use switchyard_crds::record::*;

@@ -1,0 +1,152 @@
+//! The HTTP server: one router with the API endpoints, health, readiness and metrics.
+//!
+//! Layer order (outermost first): panic catcher, then handlers. Request bodies are read by the
+//! handlers themselves with a limit so a 413 comes back in the caller's dialect.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::classify::Endpoint;
+use crate::errors::{ApiError, Dialect, ErrorKind};
+use crate::identity;
+use crate::proxy;
+use crate::state::AppState;
+use crate::table::namespace_of;
+
+/// The router.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(chat_completions))
+        .route("/v1/messages", post(messages))
+        .route("/v1/completions", post(completions))
+        .route("/v1/embeddings", post(embeddings))
+        .route("/v1/models", get(models))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::new(ErrorKind::Internal, "internal error").into_response_for(Dialect::OpenAi)
+        }))
+        .with_state(state)
+}
+
+async fn chat_completions(
+    State(s): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    proxy::handle(s, Endpoint::ChatCompletions, headers, body).await
+}
+
+async fn messages(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    proxy::handle(s, Endpoint::Messages, headers, body).await
+}
+
+async fn completions(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    proxy::handle(s, Endpoint::Completions, headers, body).await
+}
+
+async fn embeddings(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    proxy::handle(s, Endpoint::Embeddings, headers, body).await
+}
+
+async fn readyz(State(s): State<Arc<AppState>>) -> Response {
+    if s.is_ready() {
+        (StatusCode::OK, format!("ready {}\n", s.table().version())).into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "no snapshot loaded\n").into_response()
+    }
+}
+
+async fn metrics(State(s): State<Arc<AppState>>) -> Response {
+    let mut r = crate::metrics::encode(&s.registry).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    r
+}
+
+async fn not_found(headers: HeaderMap) -> Response {
+    let dialect = if headers.contains_key("anthropic-version") {
+        Dialect::Anthropic
+    } else {
+        Dialect::OpenAi
+    };
+    ApiError::new(ErrorKind::NotFound, "no such endpoint").into_response_for(dialect)
+}
+
+/// `GET /v1/models`: the models the caller's workspace can reach (declared by Providers and
+/// AffinityGroups of its namespace, plus models named by its MuxRules and the RouterPolicies
+/// that may apply). Anthropic clients (sending `anthropic-version`) get Anthropic's list shape.
+async fn models(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    let dialect = if headers.contains_key("anthropic-version") {
+        Dialect::Anthropic
+    } else {
+        Dialect::OpenAi
+    };
+    let table = s.table();
+    let info = crate::classify::RequestInfo {
+        client: crate::classify::client_name(&headers),
+        ..Default::default()
+    };
+    let workspace = match identity::identify(&table, &headers, &info, s.settings.require_client_key)
+    {
+        Ok((_, w)) => w,
+        Err(e) => return e.into_response_for(dialect),
+    };
+    let ns = namespace_of(&workspace.key);
+    let mut names: std::collections::BTreeSet<String> =
+        table.namespace_models(ns).map(str::to_owned).collect();
+    for r in table.rules(&workspace.key) {
+        if let Some(m) = &r.snap.target.model {
+            names.insert(m.clone());
+        }
+    }
+    for p in &table.policies {
+        if p.snap.match_.namespace == ns
+            && p.workspaces
+                .as_ref()
+                .is_none_or(|w| w.contains(&workspace.key))
+        {
+            names.extend(p.snap.route.iter().filter_map(|t| t.model.clone()));
+        }
+    }
+    for c in &table.snapshot.task_chains {
+        if namespace_of(&c.key) == ns {
+            names.insert(format!("chain/{}", crate::table::name_of(&c.key)));
+        }
+    }
+    let created = table_created();
+    let body = match dialect {
+        Dialect::OpenAi => json!({
+            "object": "list",
+            "data": names.iter().map(|n| json!({"id": n, "object": "model", "created": created, "owned_by": "switchyard"})).collect::<Vec<_>>(),
+        }),
+        Dialect::Anthropic => json!({
+            "data": names.iter().map(|n| json!({"type": "model", "id": n, "display_name": n, "created_at": "1970-01-01T00:00:00Z"})).collect::<Vec<_>>(),
+            "has_more": false,
+            "first_id": names.iter().next(),
+            "last_id": names.iter().next_back(),
+        }),
+    };
+    let mut r = body.to_string().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn table_created() -> i64 {
+    0
+}

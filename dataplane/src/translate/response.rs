@@ -1,0 +1,379 @@
+//! Non-streaming response (and error body) translation in both directions.
+
+use serde_json::{Value, json};
+
+use super::unix_now;
+use crate::usage::Usage;
+
+/// Anthropic `stop_reason` → OpenAI `finish_reason`: `end_turn`, `stop_sequence` and
+/// `pause_turn` → `stop`; `max_tokens` and `model_context_window_exceeded` → `length`;
+/// `tool_use` → `tool_calls`; `refusal` → `content_filter`; anything else → `stop`.
+pub fn stop_reason_to_finish_reason(stop_reason: &str) -> &'static str {
+    match stop_reason {
+        "max_tokens" | "model_context_window_exceeded" => "length",
+        "tool_use" => "tool_calls",
+        "refusal" => "content_filter",
+        _ => "stop",
+    }
+}
+
+/// OpenAI `finish_reason` → Anthropic `stop_reason`: `stop` → `end_turn`, `length` →
+/// `max_tokens`, `tool_calls` (and legacy `function_call`) → `tool_use`, `content_filter` →
+/// `refusal`; anything else → `end_turn`.
+pub fn finish_reason_to_stop_reason(finish_reason: &str) -> &'static str {
+    match finish_reason {
+        "length" => "max_tokens",
+        "tool_calls" | "function_call" => "tool_use",
+        "content_filter" => "refusal",
+        _ => "end_turn",
+    }
+}
+
+fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str)
+}
+
+/// An Anthropic error body (`{"type":"error","error":{"type","message"}}`) as an OpenAI error
+/// body (`{"error":{"message","type","param","code"}}`). `api_error` and `overloaded_error`
+/// become type `server_error`; the Anthropic type is kept as `code`.
+pub fn anthropic_error_to_openai(err: &Value) -> Value {
+    let inner = err.get("error").filter(|e| e.is_object()).unwrap_or(err);
+    let ty = str_field(inner, "type").unwrap_or("api_error");
+    let message = str_field(inner, "message").unwrap_or("upstream error");
+    let openai_type = match ty {
+        "api_error" | "overloaded_error" => "server_error",
+        other => other,
+    };
+    json!({
+        "error": { "message": message, "type": openai_type, "param": null, "code": ty }
+    })
+}
+
+/// An OpenAI error body (`{"error":{...}}`, also `{"error":"text"}` as some OpenAI-compatible
+/// servers send) as an Anthropic error body. Types Anthropic knows pass through;
+/// `server_error` → `api_error`, rate-limit types and codes → `rate_limit_error`, others →
+/// `api_error`.
+pub fn openai_error_to_anthropic(err: &Value) -> Value {
+    let inner = err.get("error").unwrap_or(err);
+    let (message, ty, code) = match inner {
+        Value::String(s) => (s.as_str(), "", ""),
+        _ => (
+            str_field(inner, "message").unwrap_or("upstream error"),
+            str_field(inner, "type").unwrap_or(""),
+            str_field(inner, "code").unwrap_or(""),
+        ),
+    };
+    let anthropic_type = match ty {
+        "invalid_request_error"
+        | "authentication_error"
+        | "permission_error"
+        | "not_found_error"
+        | "request_too_large"
+        | "rate_limit_error"
+        | "api_error"
+        | "overloaded_error" => ty,
+        _ if ty.contains("rate_limit")
+            || code.contains("rate_limit")
+            || ty == "tokens"
+            || ty == "requests"
+            || code == "insufficient_quota" =>
+        {
+            "rate_limit_error"
+        }
+        _ => "api_error",
+    };
+    json!({ "type": "error", "error": { "type": anthropic_type, "message": message } })
+}
+
+/// Translates an Anthropic Messages response into an OpenAI chat completion.
+///
+/// `model` is the name reported to the client (the upstream's `model` when empty). Text blocks
+/// are concatenated into `message.content` (`null` when there is none); `tool_use` blocks become
+/// `tool_calls` (ids kept, input serialised); thinking becomes `message.reasoning_content` (the
+/// texts concatenated) plus `message.thinking_blocks` (thinking with signature, redacted
+/// thinking with data) for the client to send back. Server-tool blocks (web search results and
+/// the like) and citations are dropped. `stop_sequence` (which sequence matched) is dropped.
+/// The id is `chatcmpl-<anthropic id>`, `created` is now. An Anthropic error body becomes an
+/// OpenAI error body.
+pub fn anthropic_response_to_openai(resp: &Value, model: &str) -> Value {
+    if str_field(resp, "type") == Some("error") {
+        return anthropic_error_to_openai(resp);
+    }
+    let mut text = String::new();
+    let mut reasoning = String::new();
+    let mut thinking_blocks = Vec::new();
+    let mut tool_calls = Vec::new();
+    for block in resp
+        .get("content")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        match str_field(block, "type") {
+            Some("text") => text.push_str(str_field(block, "text").unwrap_or("")),
+            Some("thinking") => {
+                let thinking = str_field(block, "thinking").unwrap_or("");
+                reasoning.push_str(thinking);
+                thinking_blocks.push(json!({
+                    "type": "thinking",
+                    "thinking": thinking,
+                    "signature": str_field(block, "signature").unwrap_or(""),
+                }));
+            }
+            Some("redacted_thinking") => thinking_blocks.push(json!({
+                "type": "redacted_thinking",
+                "data": str_field(block, "data").unwrap_or(""),
+            })),
+            Some("tool_use") => tool_calls.push(json!({
+                "id": str_field(block, "id").unwrap_or(""),
+                "type": "function",
+                "function": {
+                    "name": str_field(block, "name").unwrap_or(""),
+                    "arguments": block.get("input").unwrap_or(&json!({})).to_string(),
+                },
+            })),
+            _ => {}
+        }
+    }
+    let mut message = json!({
+        "role": "assistant",
+        "content": if text.is_empty() { Value::Null } else { json!(text) },
+        "refusal": null,
+    });
+    if !reasoning.is_empty() {
+        message["reasoning_content"] = json!(reasoning);
+    }
+    if !thinking_blocks.is_empty() {
+        message["thinking_blocks"] = Value::Array(thinking_blocks);
+    }
+    if !tool_calls.is_empty() {
+        message["tool_calls"] = Value::Array(tool_calls);
+    }
+    let finish_reason = str_field(resp, "stop_reason")
+        .map(|r| json!(stop_reason_to_finish_reason(r)))
+        .unwrap_or(Value::Null);
+    let usage = resp
+        .get("usage")
+        .and_then(Usage::from_anthropic)
+        .unwrap_or_default();
+    let model = if model.is_empty() {
+        str_field(resp, "model").unwrap_or("")
+    } else {
+        model
+    };
+    json!({
+        "id": format!("chatcmpl-{}", str_field(resp, "id").unwrap_or("")),
+        "object": "chat.completion",
+        "created": unix_now(),
+        "model": model,
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "logprobs": null,
+            "finish_reason": finish_reason,
+        }],
+        "usage": usage.to_openai(),
+    })
+}
+
+/// A fresh tool-use id for tool calls an OpenAI-dialect server sent without one.
+pub(crate) fn new_tool_use_id() -> String {
+    format!("toolu_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Parses tool-call arguments; unparsable (or non-object) arguments are kept as `{"_raw": s}`
+/// so nothing the model produced is lost. Empty arguments are `{}`.
+pub(crate) fn parse_arguments(args: &Value) -> Value {
+    match args {
+        Value::String(s) if s.trim().is_empty() => json!({}),
+        Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => json!({ "_raw": s }),
+        },
+        Value::Object(_) => args.clone(),
+        Value::Null => json!({}),
+        other => json!({ "_raw": other.to_string() }),
+    }
+}
+
+/// Translates an OpenAI chat completion into an Anthropic Messages response.
+///
+/// `model` is the name reported to the client (the upstream's `model` when empty). Only
+/// `choices[0]` is used. Reasoning (`thinking_blocks` if the upstream sent them, else
+/// `reasoning_content` or `reasoning`) becomes a leading thinking block with an empty
+/// `signature` (OpenAI dialects have none); `content` a text block; a `refusal` a text block
+/// with stop reason `refusal`; `tool_calls` `tool_use` blocks (arguments parsed, unparsable ones
+/// kept as `{"_raw": "…"}`). `stop_sequence` is always `null` (OpenAI does not say which stop
+/// sequence matched). The id is `msg_<openai id>`. An OpenAI error body becomes an Anthropic
+/// error body.
+pub fn openai_response_to_anthropic(resp: &Value, model: &str) -> Value {
+    if resp.get("error").is_some_and(|e| !e.is_null()) {
+        return openai_error_to_anthropic(resp);
+    }
+    let choice = resp
+        .get("choices")
+        .and_then(Value::as_array)
+        .and_then(|c| c.first())
+        .unwrap_or(&Value::Null);
+    let message = choice.get("message").unwrap_or(&Value::Null);
+    let mut content = Vec::new();
+
+    match message.get("thinking_blocks").and_then(Value::as_array) {
+        Some(blocks) if !blocks.is_empty() => {
+            for b in blocks {
+                match str_field(b, "type") {
+                    Some("thinking") => content.push(json!({
+                        "type": "thinking",
+                        "thinking": str_field(b, "thinking").unwrap_or(""),
+                        "signature": str_field(b, "signature").unwrap_or(""),
+                    })),
+                    Some("redacted_thinking") => content.push(json!({
+                        "type": "redacted_thinking",
+                        "data": str_field(b, "data").unwrap_or(""),
+                    })),
+                    _ => {}
+                }
+            }
+        }
+        _ => {
+            let reasoning = str_field(message, "reasoning_content")
+                .or_else(|| str_field(message, "reasoning"))
+                .unwrap_or("");
+            if !reasoning.is_empty() {
+                content.push(json!({ "type": "thinking", "thinking": reasoning, "signature": "" }));
+            }
+        }
+    }
+    match message.get("content") {
+        Some(Value::String(s)) if !s.is_empty() => {
+            content.push(json!({ "type": "text", "text": s }));
+        }
+        Some(Value::Array(parts)) => {
+            for part in parts {
+                if let Some(t) = str_field(part, "text").filter(|t| !t.is_empty()) {
+                    content.push(json!({ "type": "text", "text": t }));
+                }
+            }
+        }
+        _ => {}
+    }
+    let refusal = str_field(message, "refusal").filter(|r| !r.is_empty());
+    if let Some(r) = refusal {
+        content.push(json!({ "type": "text", "text": r }));
+    }
+    let mut has_tool_calls = false;
+    for call in message
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        let function = call.get("function").unwrap_or(&Value::Null);
+        let id = str_field(call, "id")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .unwrap_or_else(new_tool_use_id);
+        content.push(json!({
+            "type": "tool_use",
+            "id": id,
+            "name": str_field(function, "name").unwrap_or(""),
+            "input": parse_arguments(function.get("arguments").unwrap_or(&Value::Null)),
+        }));
+        has_tool_calls = true;
+    }
+    let stop_reason = match str_field(choice, "finish_reason") {
+        _ if refusal.is_some() => json!("refusal"),
+        Some(r) => json!(finish_reason_to_stop_reason(r)),
+        None if has_tool_calls => json!("tool_use"),
+        None => Value::Null,
+    };
+    let usage = resp
+        .get("usage")
+        .and_then(Usage::from_openai)
+        .unwrap_or_default();
+    let model = if model.is_empty() {
+        str_field(resp, "model").unwrap_or("")
+    } else {
+        model
+    };
+    json!({
+        "id": format!("msg_{}", str_field(resp, "id").unwrap_or("")),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop_reason,
+        "stop_sequence": null,
+        "usage": usage.to_anthropic(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_reason_mappings() {
+        for (a, o) in [
+            ("end_turn", "stop"),
+            ("stop_sequence", "stop"),
+            ("max_tokens", "length"),
+            ("tool_use", "tool_calls"),
+            ("refusal", "content_filter"),
+            ("pause_turn", "stop"),
+        ] {
+            assert_eq!(stop_reason_to_finish_reason(a), o);
+        }
+        for (o, a) in [
+            ("stop", "end_turn"),
+            ("length", "max_tokens"),
+            ("tool_calls", "tool_use"),
+            ("content_filter", "refusal"),
+        ] {
+            assert_eq!(finish_reason_to_stop_reason(o), a);
+        }
+    }
+
+    #[test]
+    fn unparsable_arguments_are_kept_raw() {
+        assert_eq!(
+            parse_arguments(&json!("{\"a\":")),
+            json!({"_raw": "{\"a\":"})
+        );
+        assert_eq!(parse_arguments(&json!("[1]")), json!({"_raw": "[1]"}));
+        assert_eq!(parse_arguments(&json!("")), json!({}));
+        assert_eq!(parse_arguments(&json!("{\"a\":1}")), json!({"a": 1}));
+    }
+
+    #[test]
+    fn error_bodies_translate_both_ways() {
+        let a = json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+        assert_eq!(
+            anthropic_response_to_openai(&a, "m"),
+            json!({"error": {"message": "Overloaded", "type": "server_error", "param": null,
+                             "code": "overloaded_error"}})
+        );
+        let o = json!({"error": {"message": "Rate limit reached", "type": "requests",
+                                 "param": null, "code": "rate_limit_exceeded"}});
+        assert_eq!(
+            openai_response_to_anthropic(&o, "m"),
+            json!({"type": "error", "error": {"type": "rate_limit_error",
+                                              "message": "Rate limit reached"}})
+        );
+        assert_eq!(
+            openai_error_to_anthropic(&json!({"error": "model not found"})),
+            json!({"type": "error", "error": {"type": "api_error", "message": "model not found"}})
+        );
+    }
+
+    #[test]
+    fn missing_tool_call_ids_are_generated() {
+        let resp = json!({"id": "x", "choices": [{"index": 0, "finish_reason": "tool_calls",
+            "message": {"role": "assistant", "content": null, "tool_calls": [
+                {"type": "function", "function": {"name": "f", "arguments": "{}"}}]}}]});
+        let out = openai_response_to_anthropic(&resp, "m");
+        let id = out["content"][0]["id"].as_str().unwrap();
+        assert!(id.starts_with("toolu_"), "{id}");
+        assert_eq!(out["stop_reason"], "tool_use");
+    }
+}
