@@ -12,5 +12,8 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "cargo test"
-cargo test --workspace --locked
+step "cargo test (store tests also on a throwaway PostgreSQL when it is installed)"
+bash tests/with-postgres.sh cargo test --workspace --locked
+
+step "official OpenAI and Anthropic Python SDKs against the data plane"
+bash tests/sdk.sh

@@ -1,0 +1,567 @@
+//! Accept loop, routing, authentication, scripted behaviour and response helpers.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::behavior::Behavior;
+use super::stream::{self, CancelGuard, Frames, Playback};
+use super::{CancelPhase, State, anthropic, control, ollama, openai};
+
+/// Largest request body read (bigger ones get a 413).
+const MAX_BODY: usize = 64 << 20;
+/// How long [`super::MockUpstream::shutdown`] lets connections finish.
+const DRAIN: Duration = Duration::from_secs(2);
+
+pub(crate) const REQUEST_ID: HeaderName = HeaderName::from_static("x-mock-request-id");
+
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut conns = JoinSet::new();
+    let http = hyper::server::conn::http1::Builder::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, _)) => {
+                    let _ = socket.set_nodelay(true);
+                    let service = MockService { state: Arc::clone(&state) };
+                    let conn = graceful.watch(http.serve_connection(TokioIo::new(socket), service));
+                    conns.spawn(async move {
+                        let _ = conn.await;
+                    });
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "mock upstream: accept failed");
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            },
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
+    conns.shutdown().await;
+}
+
+/// Returned by the service to make hyper close the connection without a response.
+#[derive(Debug)]
+pub(crate) struct ResetConnection;
+
+impl std::fmt::Display for ResetConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("mock upstream: connection reset on purpose")
+    }
+}
+
+impl std::error::Error for ResetConnection {}
+
+#[derive(Clone)]
+struct MockService {
+    state: Arc<State>,
+}
+
+type HandlerFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, ResetConnection>> + Send>>;
+
+impl hyper::service::Service<Request<Incoming>> for MockService {
+    type Response = Response<Body>;
+    type Error = ResetConnection;
+    type Future = HandlerFuture;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        Box::pin(handle(Arc::clone(&self.state), req))
+    }
+}
+
+/// The API whose error shape a response uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    OpenAi,
+    Anthropic,
+    Ollama,
+}
+
+impl Dialect {
+    fn for_path(path: &str) -> Dialect {
+        if path.starts_with("/v1/messages") {
+            Dialect::Anthropic
+        } else if path.starts_with("/api/") {
+            Dialect::Ollama
+        } else {
+            Dialect::OpenAi
+        }
+    }
+
+    /// An error response with the dialect's body for `status`.
+    pub(crate) fn error(self, id: u64, status: u16, message: &str) -> Response<Body> {
+        let body = match self {
+            Dialect::OpenAi => {
+                let (kind, code) = match status {
+                    401 => ("invalid_request_error", Some("invalid_api_key")),
+                    403 => ("permission_error", None),
+                    404 => ("invalid_request_error", Some("model_not_found")),
+                    429 => ("requests", Some("rate_limit_exceeded")),
+                    500.. => ("server_error", None),
+                    _ => ("invalid_request_error", None),
+                };
+                openai_error_body(message, kind, None, code)
+            }
+            Dialect::Anthropic => anthropic_error_body(anthropic_error_type(status), message),
+            Dialect::Ollama => json!({ "error": message }),
+        };
+        json_response(status_code(status), id, &body)
+    }
+
+    /// The response for a scripted `status`.
+    fn scripted(self, id: u64, status: u16, behavior: &Behavior) -> Response<Body> {
+        let message = behavior
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("mock upstream: scripted status {status}"));
+        let mut response = self.error(id, status, &message);
+        let retry_after = behavior
+            .retry_after
+            .or_else(|| matches!(status, 429 | 503).then_some(1));
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+
+    /// A 400 for a malformed request.
+    pub(crate) fn invalid(self, id: u64, param: Option<&str>, message: &str) -> Response<Body> {
+        match self {
+            Dialect::OpenAi => json_response(
+                StatusCode::BAD_REQUEST,
+                id,
+                &openai_error_body(message, "invalid_request_error", param, None),
+            ),
+            _ => self.error(id, 400, message),
+        }
+    }
+}
+
+pub(crate) fn openai_error_body(
+    message: &str,
+    kind: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> Value {
+    json!({ "error": { "message": message, "type": kind, "param": param, "code": code } })
+}
+
+pub(crate) fn anthropic_error_body(kind: &str, message: &str) -> Value {
+    json!({ "type": "error", "error": { "type": kind, "message": message } })
+}
+
+fn anthropic_error_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        504 => "timeout_error",
+        500.. => "api_error",
+        _ => "invalid_request_error",
+    }
+}
+
+fn status_code(status: u16) -> StatusCode {
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// A response with the mock's standard headers.
+pub(crate) fn response(
+    status: StatusCode,
+    id: u64,
+    content_type: &'static str,
+    body: Body,
+) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if id != 0 {
+        headers.insert(REQUEST_ID, HeaderValue::from(id));
+    }
+    response
+}
+
+pub(crate) fn json_response(status: StatusCode, id: u64, value: &Value) -> Response<Body> {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    response(status, id, "application/json", Body::from(bytes))
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The endpoints the mock serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Chat,
+    Completions,
+    Embeddings,
+    Models,
+    Model,
+    AnthropicModels,
+    Messages,
+    CountTokens,
+    Tags,
+    Show,
+    OllamaChat,
+    Version,
+    Root,
+}
+
+impl Endpoint {
+    fn route(method: &Method, path: &str, headers: &HeaderMap) -> Result<Endpoint, u16> {
+        let endpoint = match path {
+            "/v1/chat/completions" => Endpoint::Chat,
+            "/v1/completions" => Endpoint::Completions,
+            "/v1/embeddings" => Endpoint::Embeddings,
+            "/v1/models" if headers.contains_key("anthropic-version") => Endpoint::AnthropicModels,
+            "/v1/models" => Endpoint::Models,
+            "/v1/messages" => Endpoint::Messages,
+            "/v1/messages/count_tokens" => Endpoint::CountTokens,
+            "/api/tags" => Endpoint::Tags,
+            "/api/show" => Endpoint::Show,
+            "/api/chat" => Endpoint::OllamaChat,
+            "/api/version" => Endpoint::Version,
+            "/" => Endpoint::Root,
+            p if p.starts_with("/v1/models/") => Endpoint::Model,
+            _ => return Err(404),
+        };
+        let expected = match endpoint {
+            Endpoint::Models
+            | Endpoint::Model
+            | Endpoint::AnthropicModels
+            | Endpoint::Tags
+            | Endpoint::Version
+            | Endpoint::Root => Method::GET,
+            _ => Method::POST,
+        };
+        if *method == expected {
+            Ok(endpoint)
+        } else {
+            Err(405)
+        }
+    }
+
+    /// The path recorded in cancellations.
+    fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/v1/chat/completions",
+            Endpoint::Completions => "/v1/completions",
+            Endpoint::Embeddings => "/v1/embeddings",
+            Endpoint::Models | Endpoint::AnthropicModels => "/v1/models",
+            Endpoint::Model => "/v1/models/{id}",
+            Endpoint::Messages => "/v1/messages",
+            Endpoint::CountTokens => "/v1/messages/count_tokens",
+            Endpoint::Tags => "/api/tags",
+            Endpoint::Show => "/api/show",
+            Endpoint::OllamaChat => "/api/chat",
+            Endpoint::Version => "/api/version",
+            Endpoint::Root => "/",
+        }
+    }
+
+    fn dialect(self) -> Dialect {
+        match self {
+            Endpoint::AnthropicModels | Endpoint::Messages | Endpoint::CountTokens => {
+                Dialect::Anthropic
+            }
+            Endpoint::Tags | Endpoint::Show | Endpoint::OllamaChat | Endpoint::Version => {
+                Dialect::Ollama
+            }
+            _ => Dialect::OpenAi,
+        }
+    }
+
+    fn has_body(self) -> bool {
+        matches!(
+            self,
+            Endpoint::Chat
+                | Endpoint::Completions
+                | Endpoint::Embeddings
+                | Endpoint::Messages
+                | Endpoint::CountTokens
+                | Endpoint::Show
+                | Endpoint::OllamaChat
+        )
+    }
+}
+
+/// Everything a handler needs about the request.
+pub(crate) struct Ctx {
+    pub state: Arc<State>,
+    pub id: u64,
+    pub path: &'static str,
+    pub received: Instant,
+    pub behavior: Behavior,
+    /// The requested model without directives (empty when the request has none).
+    pub model: String,
+}
+
+impl Ctx {
+    pub(crate) fn models(&self) -> &[String] {
+        &self.state.config.models
+    }
+
+    pub(crate) fn cache_first_seen(&self, key: u64) -> bool {
+        self.state.cache_first_seen(key)
+    }
+
+    /// A 200 JSON answer (cut halfway with `cut_after_chunks`).
+    pub(crate) fn json(&self, value: &Value) -> Response<Body> {
+        let bytes = Bytes::from(serde_json::to_vec(value).unwrap_or_default());
+        if self.behavior.cut_after_chunks.is_none() {
+            return response(
+                StatusCode::OK,
+                self.id,
+                "application/json",
+                Body::from(bytes),
+            );
+        }
+        let len = bytes.len();
+        let mut response = response(
+            StatusCode::OK,
+            self.id,
+            "application/json",
+            stream::cut_body(bytes),
+        );
+        response
+            .headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(len));
+        response
+    }
+
+    /// A 200 streamed answer. `error_frame` is called for the `error_event` behaviour.
+    pub(crate) fn stream(
+        &self,
+        content_type: &'static str,
+        frames: Frames,
+        error_frame: impl FnOnce() -> Bytes,
+    ) -> Response<Body> {
+        let behavior = &self.behavior;
+        let playback = Playback {
+            chunk_delay: behavior
+                .chunk_delay_ms
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis),
+            cut_after: behavior.cut_after_chunks,
+            error_frame: behavior.error_event().then(error_frame),
+        };
+        let guard = CancelGuard::new(
+            Arc::clone(&self.state),
+            self.id,
+            self.path,
+            self.received,
+            CancelPhase::Streaming,
+        );
+        let mut response = response(
+            StatusCode::OK,
+            self.id,
+            content_type,
+            stream::body(guard, frames, playback),
+        );
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        response
+    }
+}
+
+async fn read_body(incoming: Incoming, headers: &HeaderMap) -> Result<Bytes, Option<u16>> {
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY) {
+        return Err(Some(413));
+    }
+    axum::body::to_bytes(Body::new(incoming), MAX_BODY)
+        .await
+        .map_err(|_| None)
+}
+
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ResetConnection> {
+    let received = Instant::now();
+    let (parts, incoming) = req.into_parts();
+    let path = parts.uri.path();
+    if path.starts_with("/_mock/") {
+        return match read_body(incoming, &parts.headers).await {
+            Ok(body) => Ok(control::handle(&state, &parts.method, path, &body)),
+            Err(Some(status)) => Ok(Dialect::OpenAi.error(0, status, "body too large")),
+            Err(None) => Err(ResetConnection),
+        };
+    }
+    let id = state.next_id();
+    let body = match read_body(incoming, &parts.headers).await {
+        Ok(body) => body,
+        Err(Some(status)) => {
+            return Ok(Dialect::for_path(path).error(id, status, "request body too large"));
+        }
+        Err(None) => return Err(ResetConnection),
+    };
+    state.record(id, &parts.method, &parts.uri, &parts.headers, &body);
+
+    let endpoint = match Endpoint::route(&parts.method, path, &parts.headers) {
+        Ok(endpoint) => endpoint,
+        Err(status) => {
+            let message = format!("mock upstream: no route for {} {path}", parts.method);
+            return Ok(Dialect::for_path(path).error(id, status, &message));
+        }
+    };
+    let dialect = endpoint.dialect();
+    if let Some(response) = authenticate(&state, endpoint, &parts.headers, id) {
+        return Ok(response);
+    }
+    let json = if endpoint.has_body() {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(value @ Value::Object(_)) => value,
+            Ok(_) => {
+                return Ok(dialect.invalid(id, None, "the request body must be a JSON object"));
+            }
+            Err(error) => {
+                let message = format!("could not parse the JSON body of your request: {error}");
+                return Ok(dialect.invalid(id, None, &message));
+            }
+        }
+    } else {
+        Value::Null
+    };
+    let raw_model = json
+        .get("model")
+        .or_else(|| json.get("name"))
+        .and_then(Value::as_str);
+    let (model, behavior) = state.behavior(raw_model, path, &parts.headers);
+
+    if let Some(ms) = behavior.latency_ms.filter(|ms| *ms > 0) {
+        let mut guard = CancelGuard::new(
+            Arc::clone(&state),
+            id,
+            endpoint.path(),
+            received,
+            CancelPhase::Latency,
+        );
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        guard.disarm();
+    }
+    if behavior.resets() {
+        return Err(ResetConnection);
+    }
+    if let Some(status) = behavior.status.filter(|s| *s >= 400) {
+        return Ok(dialect.scripted(id, status, &behavior));
+    }
+
+    let ctx = Ctx {
+        state,
+        id,
+        path: endpoint.path(),
+        received,
+        behavior,
+        model: model.unwrap_or_default(),
+    };
+    Ok(match endpoint {
+        Endpoint::Chat => openai::chat(&ctx, &json),
+        Endpoint::Completions => openai::completions(&ctx, &json),
+        Endpoint::Embeddings => openai::embeddings(&ctx, &json),
+        Endpoint::Models => openai::models(&ctx),
+        Endpoint::Model => openai::model(&ctx, parts.uri.path()),
+        Endpoint::AnthropicModels => anthropic::models(&ctx),
+        Endpoint::Messages => anthropic::messages(&ctx, &json),
+        Endpoint::CountTokens => anthropic::count_tokens(&ctx, &json),
+        Endpoint::Tags => ollama::tags(&ctx),
+        Endpoint::Show => ollama::show(&ctx, &json),
+        Endpoint::OllamaChat => ollama::chat(&ctx, &json),
+        Endpoint::Version => ollama::version(&ctx),
+        Endpoint::Root => response(
+            StatusCode::OK,
+            ctx.id,
+            "text/plain; charset=utf-8",
+            Body::from("mock upstream is running"),
+        ),
+    })
+}
+
+/// The 401/400 for a request that fails the dialect's key or version checks.
+fn authenticate(
+    state: &State,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    id: u64,
+) -> Option<Response<Body>> {
+    match endpoint.dialect() {
+        Dialect::OpenAi if endpoint != Endpoint::Root => {
+            let key = state.config.require_key.as_deref()?;
+            let given = headers
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                });
+            let message = match given {
+                Some(given) if given.trim() == key => return None,
+                Some(_) => "Incorrect API key provided.",
+                None => "You didn't provide an API key. Provide it as 'Authorization: Bearer KEY'.",
+            };
+            Some(json_response(
+                StatusCode::UNAUTHORIZED,
+                id,
+                &openai_error_body(
+                    message,
+                    "invalid_request_error",
+                    None,
+                    Some("invalid_api_key"),
+                ),
+            ))
+        }
+        Dialect::Anthropic => {
+            if let Some(key) = state.config.anthropic_key.as_deref() {
+                let message = match headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+                    Some(given) if given.trim() == key => None,
+                    Some(_) => Some("invalid x-api-key"),
+                    None => Some("x-api-key header is required"),
+                };
+                if let Some(message) = message {
+                    return Some(Dialect::Anthropic.error(id, 401, message));
+                }
+            }
+            if headers.contains_key("anthropic-version") {
+                None
+            } else {
+                Some(Dialect::Anthropic.error(id, 400, "anthropic-version: header is required"))
+            }
+        }
+        _ => None,
+    }
+}
