@@ -13,6 +13,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Secret, Service};
+use kube::runtime::events::Recorder;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
@@ -276,9 +277,11 @@ fn get<K: Resource<DynamicType = ()> + Clone>(s: &Store<K>, d: &Diagnostic) -> O
     s.get(&ObjectRef::new(&d.object.name).within(&d.object.namespace))
 }
 
-/// Writes the status of every object of a compile (skipping unchanged ones).
+/// Writes the status of every object of a compile (skipping unchanged ones) and, with a
+/// recorder, publishes an Event for every notable condition transition it wrote.
 pub async fn write_statuses(
     writer: &StatusWriter,
+    recorder: Option<&Recorder>,
     stores: &Stores,
     compiled: &Compiled,
     counters: &Counters,
@@ -288,71 +291,63 @@ pub async fn write_statuses(
     let mut report = StatusReport::default();
     for d in &compiled.diagnostics {
         let (ns, name) = (d.object.namespace.as_str(), d.object.name.as_str());
+        // Computes the status from the cached object, writes it, and reports transitions.
+        macro_rules! write {
+            ($store:expr, $kind:ty, |$o:ident| $make:expr) => {{
+                let Some($o) = get(&$store, d) else { continue };
+                let s = $make;
+                let r = writer.write::<$kind, _>(ns, name, $o.status.as_ref(), &s).await;
+                if let (Ok(Written::Patched), Some(rec)) = (&r, recorder) {
+                    let old = $o.status.as_ref().map(|x| x.conditions.as_slice()).unwrap_or_default();
+                    for ev in crate::events::transitions(old, &s.conditions) {
+                        if let Err(e) = rec.publish(&ev, &$o.object_ref(&())).await {
+                            tracing::warn!(object = %d.object, error = %e, "could not publish an Event");
+                        }
+                    }
+                }
+                r
+            }};
+        }
         let r = match d.object.kind {
-            Kind::Provider => {
-                let Some(o) = get(&stores.providers, d) else {
-                    continue;
-                };
-                let s =
-                    status::provider(d, o.status.as_ref(), &o.spec.models, counters, probes, now);
-                writer
-                    .write::<Provider, _>(ns, name, o.status.as_ref(), &s)
-                    .await
-            }
-            Kind::Backend => {
-                let Some(o) = get(&stores.backends, d) else {
-                    continue;
-                };
-                let s = status::backend(d, o.status.as_ref(), counters, probes, now);
-                writer
-                    .write::<Backend, _>(ns, name, o.status.as_ref(), &s)
-                    .await
-            }
-            Kind::AffinityGroup => {
-                let Some(o) = get(&stores.affinity_groups, d) else {
-                    continue;
-                };
-                let s = status::affinity_group(d, o.status.as_ref(), now);
-                writer
-                    .write::<AffinityGroup, _>(ns, name, o.status.as_ref(), &s)
-                    .await
-            }
-            Kind::Workspace => {
-                let Some(o) = get(&stores.workspaces, d) else {
-                    continue;
-                };
-                let s = status::workspace(d, o.status.as_ref(), counters, now);
-                writer
-                    .write::<Workspace, _>(ns, name, o.status.as_ref(), &s)
-                    .await
-            }
-            Kind::MuxRule => {
-                let Some(o) = get(&stores.mux_rules, d) else {
-                    continue;
-                };
-                let s = status::mux_rule(d, o.status.as_ref(), counters, now);
-                writer
-                    .write::<MuxRule, _>(ns, name, o.status.as_ref(), &s)
-                    .await
-            }
-            Kind::RouterPolicy => {
-                let Some(o) = get(&stores.router_policies, d) else {
-                    continue;
-                };
-                let s = status::router_policy(d, o.status.as_ref(), o.spec.enabled, counters, now);
-                writer
-                    .write::<RouterPolicy, _>(ns, name, o.status.as_ref(), &s)
-                    .await
-            }
-            Kind::TaskChain => {
-                let Some(o) = get(&stores.task_chains, d) else {
-                    continue;
-                };
-                let s = status::task_chain(d, o.status.as_ref(), counters, now);
-                writer
-                    .write::<TaskChain, _>(ns, name, o.status.as_ref(), &s)
-                    .await
-            }
+            Kind::Provider => write!(stores.providers, Provider, |o| status::provider(
+                d,
+                o.status.as_ref(),
+                &o.spec.models,
+                counters,
+                probes,
+                now
+            )),
+            Kind::Backend => write!(stores.backends, Backend, |o| status::backend(
+                d,
+                o.status.as_ref(),
+                counters,
+                probes,
+                now
+            )),
+            Kind::AffinityGroup => write!(stores.affinity_groups, AffinityGroup, |o| {
+                status::affinity_group(d, o.status.as_ref(), now)
+            }),
+            Kind::Workspace => write!(stores.workspaces, Workspace, |o| status::workspace(
+                d,
+                o.status.as_ref(),
+                counters,
+                now
+            )),
+            Kind::MuxRule => write!(stores.mux_rules, MuxRule, |o| status::mux_rule(
+                d,
+                o.status.as_ref(),
+                counters,
+                now
+            )),
+            Kind::RouterPolicy => write!(stores.router_policies, RouterPolicy, |o| {
+                status::router_policy(d, o.status.as_ref(), o.spec.enabled, counters, now)
+            }),
+            Kind::TaskChain => write!(stores.task_chains, TaskChain, |o| status::task_chain(
+                d,
+                o.status.as_ref(),
+                counters,
+                now
+            )),
         };
         report.add(r, d);
     }

@@ -5,6 +5,7 @@ pub mod aggregate;
 pub mod channel;
 pub mod config;
 pub mod controller;
+pub mod events;
 pub mod probes;
 pub mod run;
 pub mod status;

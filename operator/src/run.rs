@@ -363,6 +363,13 @@ async fn cluster_mode(
     ));
 
     let writer = StatusWriter::new(client.clone());
+    let recorder = kube::runtime::events::Recorder::new(
+        client.clone(),
+        kube::runtime::events::Reporter {
+            controller: crate::status_writer::FIELD_MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        },
+    );
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(5))
@@ -372,7 +379,7 @@ async fn cluster_mode(
         stores,
         latest,
         leader,
-        writer,
+        (writer, recorder),
         store,
         Prober::new(http),
         metrics,
@@ -392,7 +399,7 @@ async fn status_loop(
     stores: Stores,
     mut latest: watch::Receiver<Option<Arc<Compiled>>>,
     mut leader: watch::Receiver<bool>,
-    writer: StatusWriter,
+    (writer, recorder): (StatusWriter, kube::runtime::events::Recorder),
     store: Store,
     mut prober: Prober,
     metrics: Arc<Metrics>,
@@ -451,6 +458,7 @@ async fn status_loop(
         }
         let report = controller::write_statuses(
             &writer,
+            Some(&recorder),
             &stores,
             &compiled,
             &counters,
