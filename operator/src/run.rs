@@ -49,6 +49,8 @@ pub struct Metrics {
     pub aggregation_lag: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// 1 while this replica holds the lease.
     pub leader: Gauge,
+    /// The snapshot version published (value 1).
+    pub snapshot: Family<Vec<(String, String)>, Gauge>,
 }
 
 impl Metrics {
@@ -60,6 +62,7 @@ impl Metrics {
             status_writes: Family::default(),
             aggregation_lag: Gauge::default(),
             leader: Gauge::default(),
+            snapshot: Family::default(),
         };
         let r = r.sub_registry_with_prefix("switchyard_operator");
         r.register(
@@ -93,6 +96,13 @@ impl Metrics {
             m.leader.clone(),
         );
         m
+    }
+
+    fn published(&self, version: &str) {
+        self.snapshot.clear();
+        self.snapshot
+            .get_or_create(&vec![("version".to_owned(), version.to_owned())])
+            .set(1);
     }
 
     fn compiled(&self, c: &Compiled, took: Duration) {
@@ -306,6 +316,7 @@ async fn local_mode(
                     metrics.compiled(&compiled, started.elapsed());
                     log_issues(&compiled);
                     if hub.publish(compiled.snapshot.clone()) {
+                        metrics.published(&compiled.snapshot.version);
                         tracing::info!(version = %compiled.snapshot.version, "snapshot published");
                     }
                     ready.store(true, Ordering::Release);
@@ -355,6 +366,7 @@ async fn cluster_mode(
         move |c| {
             compile_metrics.compiled(c, Duration::ZERO);
             if compile_hub.publish(c.snapshot.clone()) {
+                compile_metrics.published(&c.snapshot.version);
                 tracing::info!(version = %c.snapshot.version, objects = c.diagnostics.len(), "snapshot published");
                 log_issues(c);
             }

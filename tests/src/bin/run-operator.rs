@@ -1,0 +1,15 @@
+//! The operator as a separate process for the real-process tests: the same code as
+//! `switchyard-operator` (its `main` is these lines), built in this package so tests can find it
+//! through `CARGO_BIN_EXE_*`.
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    let config = switchyard_operator::config::Config::parse();
+    switchyard_operator::run::init_tracing(config.log_format);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(switchyard_operator::run::run(config))
+}
