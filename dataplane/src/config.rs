@@ -54,6 +54,29 @@ pub struct Config {
     /// Upstream connect timeout, ms.
     #[arg(long, env = "SWITCHYARD_CONNECT_TIMEOUT_MS", default_value_t = 10_000)]
     pub connect_timeout_ms: u64,
+    /// Upstream egress allow list: when set, Provider and Backend endpoints may only resolve to
+    /// addresses inside these CIDRs (repeatable or comma-separated; a bare address is a /32 or
+    /// /128). Empty: any address not refused otherwise.
+    #[arg(
+        long,
+        env = "SWITCHYARD_EGRESS_ALLOW_CIDR",
+        value_delimiter = ',',
+        value_parser = crate::egress::parse_cidr
+    )]
+    pub egress_allow_cidr: Vec<crate::egress::IpNet>,
+    /// Upstream egress deny list (repeatable or comma-separated): wins over the allow list and
+    /// `--egress-allow-link-local`; loopback and private ranges are allowed unless listed here.
+    #[arg(
+        long,
+        env = "SWITCHYARD_EGRESS_DENY_CIDR",
+        value_delimiter = ',',
+        value_parser = crate::egress::parse_cidr
+    )]
+    pub egress_deny_cidr: Vec<crate::egress::IpNet>,
+    /// Let upstream connections reach link-local and cloud metadata addresses (169.254.0.0/16,
+    /// fe80::/10, fd00:ec2::254), refused by default.
+    #[arg(long, env = "SWITCHYARD_EGRESS_ALLOW_LINK_LOCAL")]
+    pub egress_allow_link_local: bool,
     /// How long in-flight requests may finish after SIGTERM, ms.
     #[arg(long, env = "SWITCHYARD_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
     pub drain_timeout_ms: u64,

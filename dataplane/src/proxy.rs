@@ -327,6 +327,23 @@ async fn attempt(
         });
     };
     let url = up.url(endpoint).map_err(AttemptError::TryNext)?;
+    // Egress policy before any traffic (IP-literal hosts never reach the client's resolver).
+    if let Err(e) = reqwest::Url::parse(&url)
+        .map_err(|e| e.to_string())
+        .and_then(|u| {
+            state
+                .settings
+                .egress
+                .check_url(&u)
+                .map_err(|e| e.to_string())
+        })
+    {
+        record_attempt(tracker, None, Some(e.clone()));
+        return Err(AttemptError::TryNext(ApiError::new(
+            ErrorKind::Upstream,
+            format!("{}: {e}", up.name),
+        )));
+    }
     let (upstream_body, caller_wants_usage) =
         upstream_body(body, dialect, up, info.stream).map_err(AttemptError::Final)?;
     let auth = up

@@ -24,6 +24,8 @@ pub struct Settings {
     pub max_response_bytes: usize,
     /// Refuse callers without a gateway key.
     pub require_client_key: bool,
+    /// Which addresses upstream calls may reach (checked before any connection).
+    pub egress: Arc<crate::egress::EgressPolicy>,
 }
 
 impl Default for Settings {
@@ -32,6 +34,7 @@ impl Default for Settings {
             max_body_bytes: 32 << 20,
             max_response_bytes: 64 << 20,
             require_client_key: false,
+            egress: Arc::default(),
         }
     }
 }

@@ -86,6 +86,9 @@ impl Gateway {
             max_body_bytes: options.max_body_bytes.unwrap_or(32 << 20),
             require_client_key: options.require_client_key,
             connect_timeout_ms: 2_000,
+            egress_allow_cidr: Vec::new(),
+            egress_deny_cidr: Vec::new(),
+            egress_allow_link_local: false,
             drain_timeout_ms: 5_000,
             log_format: LogFormat::Plain,
         };

@@ -219,6 +219,9 @@ async fn data_plane(op: &Operator, dir: &TempDir, token: &str) -> switchyard_dat
         max_body_bytes: 32 << 20,
         require_client_key: false,
         connect_timeout_ms: 2_000,
+        egress_allow_cidr: Vec::new(),
+        egress_deny_cidr: Vec::new(),
+        egress_allow_link_local: false,
         drain_timeout_ms: 2_000,
         log_format: LogFormat::Plain,
     };
