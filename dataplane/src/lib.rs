@@ -2,16 +2,20 @@
 //! mux rules, router policies and affinity groups, and records every call.
 
 pub mod balance;
+pub mod breaker;
 pub mod classify;
 pub mod config;
+pub mod egress;
 pub mod errors;
 pub mod guardrails;
 pub mod identity;
+pub mod limits;
 pub mod metrics;
 pub mod operator_client;
 pub mod proxy;
 pub mod record;
 pub mod relay;
+pub mod retry;
 pub mod route;
 pub mod server;
 pub mod source;
@@ -34,14 +38,28 @@ use crate::spool::{FileShipper, Shipper, Spool, SpoolConfig};
 use crate::state::{AppState, Settings};
 
 /// Builds the upstream HTTP client: no redirects followed (a provider redirect could send the
-/// credential elsewhere), bounded connect time, Nagle off.
-pub fn http_client(connect_timeout: Duration) -> anyhow::Result<reqwest::Client> {
-    reqwest::Client::builder()
+/// credential elsewhere), bounded connect time, Nagle off, and every connection checked
+/// against the egress policy (see [`egress`]; IP-literal URLs are also worth checking up front
+/// with [`egress::EgressPolicy::check_url`], which sends nothing).
+pub fn http_client(
+    connect_timeout: Duration,
+    egress: Arc<egress::EgressPolicy>,
+) -> anyhow::Result<reqwest::Client> {
+    http_client_with_resolver(connect_timeout, egress::EgressResolver::new(egress))
+}
+
+/// [`http_client`] with a given egress resolver (tests inject fake DNS answers through it).
+pub fn http_client_with_resolver(
+    connect_timeout: Duration,
+    resolver: egress::EgressResolver,
+) -> anyhow::Result<reqwest::Client> {
+    let builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .pool_idle_timeout(Duration::from_secs(90))
-        .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
+        .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")));
+    egress::install(builder, resolver)
         .build()
         .context("building the upstream HTTP client")
 }
@@ -110,12 +128,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     )
     .await
     .with_context(|| format!("starting the spool in {}", spool_dir.display()))?;
+    let egress = Arc::new(egress::EgressPolicy::from_config(&config));
     let settings = Settings {
         max_body_bytes: config.max_body_bytes,
         require_client_key: config.require_client_key,
+        egress: egress.clone(),
         ..Settings::default()
     };
-    let client = http_client(Duration::from_millis(config.connect_timeout_ms))?;
+    let client = http_client(Duration::from_millis(config.connect_timeout_ms), egress)?;
     let state = Arc::new(AppState::new(
         client,
         spool.clone(),
