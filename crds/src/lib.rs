@@ -6,6 +6,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 pub mod affinity_group;
+pub mod circuits;
 pub mod backend;
 pub mod common;
 pub mod mux_rule;

@@ -36,7 +36,7 @@ use switchyard_crds::router_policy::CircuitBreaker;
 use switchyard_crds::snapshot::{RouterPolicySnapshot, Snapshot, TargetSnapshot};
 
 /// Policy key used for routes that did not come from a RouterPolicy.
-pub const DEFAULT_POLICY: &str = "default";
+pub const DEFAULT_POLICY: &str = switchyard_crds::circuits::DEFAULT_POLICY;
 
 /// Most buckets a breaker's sliding window holds.
 pub const MAX_BUCKETS: u32 = 60;
@@ -143,6 +143,8 @@ pub struct BreakerState {
     pub consecutive_failures: u32,
     /// When the circuit last opened; `None` while closed.
     pub opened_at: Option<Instant>,
+    /// Times the circuit opened since the breaker was created.
+    pub times_opened: u64,
 }
 
 /// Thresholds in the units the breaker uses, sanitised (every count at least 1).
@@ -201,6 +203,7 @@ struct Inner {
     /// Half-open probes admitted and not given back (in flight + succeeded).
     probes_admitted: u32,
     probes_succeeded: u32,
+    times_opened: u64,
     last_used: Instant,
 }
 
@@ -301,6 +304,7 @@ impl Breaker {
                 opened_at: None,
                 probes_admitted: 0,
                 probes_succeeded: 0,
+                times_opened: 0,
                 last_used: now,
             }),
         }
@@ -420,7 +424,10 @@ impl Breaker {
         inner.probes_admitted = 0;
         inner.probes_succeeded = 0;
         match to {
-            CircuitState::Open => inner.opened_at = Some(now),
+            CircuitState::Open => {
+                inner.opened_at = Some(now);
+                inner.times_opened += 1;
+            }
             CircuitState::HalfOpen => {}
             CircuitState::Closed => {
                 inner.opened_at = None;
@@ -559,6 +566,7 @@ impl Breaker {
             },
             consecutive_failures: inner.consecutive,
             opened_at: inner.opened_at,
+            times_opened: inner.times_opened,
         }
     }
 

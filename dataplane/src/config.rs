@@ -48,6 +48,24 @@ pub struct Config {
     /// Largest request body, bytes.
     #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES", default_value_t = 32 << 20)]
     pub max_body_bytes: usize,
+    /// Largest request body kept for retries and fallbacks, bytes: a larger body is forwarded
+    /// to the first target once and never retried.
+    #[arg(long, env = "SWITCHYARD_RETRY_BUFFER_BYTES", default_value_t = 4 << 20)]
+    pub retry_buffer_bytes: usize,
+    /// Requests that may wait for a slot of a Backend at its `maxConcurrency` (default: as many
+    /// as the limit); beyond that the answer is 503.
+    #[arg(long, env = "SWITCHYARD_QUEUE_LENGTH")]
+    pub queue_length: Option<u32>,
+    /// Longest wait for a Backend slot, ms; then 503.
+    #[arg(long, env = "SWITCHYARD_QUEUE_TIMEOUT_MS", default_value_t = 5_000)]
+    pub queue_timeout_ms: u64,
+    /// Largest request head (request line and headers), bytes; larger: 431.
+    #[arg(long, env = "SWITCHYARD_MAX_HEADER_BYTES", default_value_t = 64 << 10)]
+    pub max_header_bytes: usize,
+    /// Time a client has to send a complete request head, ms (slow-loris protection); the
+    /// connection is closed after it.
+    #[arg(long, env = "SWITCHYARD_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub header_timeout_ms: u64,
     /// Refuse requests without a gateway API key bound to a Workspace.
     #[arg(long, env = "SWITCHYARD_REQUIRE_CLIENT_KEY")]
     pub require_client_key: bool,

@@ -3,6 +3,7 @@
 
 pub mod balance;
 pub mod breaker;
+pub mod clients;
 pub mod classify;
 pub mod config;
 pub mod egress;
@@ -133,9 +134,17 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         max_body_bytes: config.max_body_bytes,
         require_client_key: config.require_client_key,
         egress: egress.clone(),
+        retry_buffer_bytes: config.retry_buffer_bytes,
+        queue: limits::ConcurrencyConfig {
+            queue_len: config.queue_length,
+            queue_timeout: Duration::from_millis(config.queue_timeout_ms),
+        },
         ..Settings::default()
     };
-    let client = http_client(Duration::from_millis(config.connect_timeout_ms), egress)?;
+    let client = clients::Clients::new(
+        Duration::from_millis(config.connect_timeout_ms),
+        egress::EgressResolver::new(egress),
+    )?;
     let state = Arc::new(AppState::new(
         client,
         spool.clone(),

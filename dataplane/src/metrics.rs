@@ -60,6 +60,43 @@ pub struct UpstreamErrorLabels {
     pub kind: String,
 }
 
+/// Labels of circuit-breaker metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CircuitLabels {
+    /// RouterPolicy key, or `default` for routes without one.
+    pub policy: String,
+    /// Target label (`provider/NAME:model`, `backend/NAME:model`).
+    pub target: String,
+}
+
+/// Labels of circuit transitions.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransitionLabels {
+    /// RouterPolicy key, or `default`.
+    pub policy: String,
+    /// Target label.
+    pub target: String,
+    /// State entered: `closed`, `open`, `half_open`.
+    pub to: String,
+}
+
+/// Labels of the gateway's own refusals.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalLabels {
+    /// `requests_per_minute`, `tokens_per_minute`, `tokens_per_day` (workspace or caller
+    /// scope), `circuit_open`, `queue_full`, `queue_timeout`.
+    pub reason: String,
+}
+
+/// Labels of retry metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetryLabels {
+    /// Provider or backend key.
+    pub gen_ai_provider_name: String,
+    /// `retried`, or `budget_exhausted` (a retryable failure not retried).
+    pub outcome: String,
+}
+
 /// Labels of the snapshot info metric.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SnapshotLabels {
@@ -100,6 +137,16 @@ pub struct Metrics {
     pub records_shipped: Counter,
     /// Failed shipping attempts.
     pub ship_failures: Counter,
+    /// Circuit state per (policy, target): 0 closed, 1 open, 2 half-open.
+    pub circuit_state: Family<CircuitLabels, Gauge>,
+    /// Circuit transitions.
+    pub circuit_transitions: Family<TransitionLabels, Counter>,
+    /// Requests the gateway refused itself (limits, open circuits, full queues).
+    pub refusals: Family<RefusalLabels, Counter>,
+    /// Retries made or refused by the budget.
+    pub retries: Family<RetryLabels, Counter>,
+    /// Label sets of `circuit_state` in use (so pruned breakers' gauges can be removed).
+    circuit_known: std::sync::Mutex<std::collections::HashSet<CircuitLabels>>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -126,6 +173,11 @@ impl Metrics {
             spool_dropped: Counter::default(),
             records_shipped: Counter::default(),
             ship_failures: Counter::default(),
+            circuit_state: Family::default(),
+            circuit_transitions: Family::default(),
+            refusals: Family::default(),
+            retries: Family::default(),
+            circuit_known: std::sync::Mutex::default(),
         };
         let r = registry.sub_registry_with_prefix("switchyard");
         r.register(
@@ -191,7 +243,70 @@ impl Metrics {
             "Failed shipping attempts",
             m.ship_failures.clone(),
         );
+        r.register(
+            "circuit_state",
+            "Circuit state per policy and target (0 closed, 1 open, 2 half-open)",
+            m.circuit_state.clone(),
+        );
+        r.register(
+            "circuit_transitions",
+            "Circuit state changes",
+            m.circuit_transitions.clone(),
+        );
+        r.register(
+            "refusals",
+            "Requests the gateway refused itself, by reason",
+            m.refusals.clone(),
+        );
+        r.register(
+            "retries",
+            "Retries of failed upstream attempts (and retries the budget refused)",
+            m.retries.clone(),
+        );
         m
+    }
+
+    /// Sets the circuit gauge of (policy, target).
+    pub fn set_circuit(&self, labels: &CircuitLabels, state: crate::breaker::CircuitState) {
+        use crate::breaker::CircuitState;
+        let v = match state {
+            CircuitState::Closed => 0,
+            CircuitState::Open => 1,
+            CircuitState::HalfOpen => 2,
+        };
+        self.circuit_state.get_or_create(labels).set(v);
+        self.circuit_known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(labels.clone());
+    }
+
+    /// Label sets of the circuit gauges in use.
+    pub fn circuit_labels(&self) -> Vec<CircuitLabels> {
+        self.circuit_known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    /// Removes the circuit gauge of a breaker that no longer exists.
+    pub fn forget_circuit(&self, labels: &CircuitLabels) {
+        self.circuit_state.remove(labels);
+        self.circuit_known
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(labels);
+    }
+
+    /// Counts a refusal the gateway made itself.
+    pub fn refused(&self, reason: &str) {
+        self.refusals
+            .get_or_create(&RefusalLabels {
+                reason: reason.to_owned(),
+            })
+            .inc();
     }
 
     /// Marks `version` as the snapshot in force.

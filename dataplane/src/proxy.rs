@@ -353,6 +353,7 @@ async fn attempt(
 
     let mut req = state
         .client
+        .get(timeouts.connect)
         .post(&url)
         .header(header::CONTENT_TYPE, "application/json")
         .header(

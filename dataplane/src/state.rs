@@ -10,6 +10,10 @@ use prometheus_client::registry::Registry;
 use switchyard_crds::snapshot::Snapshot;
 
 use crate::balance::Balancer;
+use crate::breaker::{BreakerRegistry, CircuitState, Transition, TransitionHook};
+use crate::clients::Clients;
+use crate::limits::{ConcurrencyConfig, ConcurrencyLimiter, Limiter};
+use crate::retry::RetryBudgets;
 use crate::guardrails::Scanner;
 use crate::metrics::Metrics;
 use crate::spool::Spool;
@@ -26,6 +30,10 @@ pub struct Settings {
     pub require_client_key: bool,
     /// Which addresses upstream calls may reach (checked before any connection).
     pub egress: Arc<crate::egress::EgressPolicy>,
+    /// Largest request body kept for retries and fallbacks; a larger body is sent once.
+    pub retry_buffer_bytes: usize,
+    /// Backend wait queues (`maxConcurrency`).
+    pub queue: ConcurrencyConfig,
 }
 
 impl Default for Settings {
@@ -35,6 +43,8 @@ impl Default for Settings {
             max_response_bytes: 64 << 20,
             require_client_key: false,
             egress: Arc::default(),
+            retry_buffer_bytes: 4 << 20,
+            queue: ConcurrencyConfig::default(),
         }
     }
 }
@@ -44,8 +54,8 @@ impl Default for Settings {
 pub struct AppState {
     table: ArcSwap<RoutingTable>,
     ready: AtomicBool,
-    /// Upstream HTTP client.
-    pub client: reqwest::Client,
+    /// Upstream HTTP clients (one per connect timeout in use).
+    pub client: Clients,
     /// Backend load and group cursors.
     pub balancer: Balancer,
     /// Guardrail scanner.
@@ -58,20 +68,37 @@ pub struct AppState {
     pub registry: Registry,
     /// Settings.
     pub settings: Settings,
+    /// Circuit breakers per (policy, target); they survive snapshot swaps.
+    pub breakers: BreakerRegistry,
+    /// Retry budgets per policy.
+    pub retry_budgets: RetryBudgets,
+    /// Request and token limits.
+    pub limiter: Limiter,
+    /// Backend `maxConcurrency` slots and queues.
+    pub concurrency: ConcurrencyLimiter,
+    /// Woken on every circuit transition (the circuit reporter waits on it).
+    pub circuit_changed: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {
     /// New state with an empty table (not ready).
     pub fn new(
-        client: reqwest::Client,
+        client: Clients,
         spool: Spool,
         metrics: Arc<Metrics>,
         registry: Registry,
         settings: Settings,
     ) -> Self {
+        let circuit_changed = Arc::new(tokio::sync::Notify::new());
+        let hook = transition_hook(metrics.clone(), circuit_changed.clone());
         Self {
             table: ArcSwap::from_pointee(RoutingTable::empty()),
             ready: AtomicBool::new(false),
+            breakers: BreakerRegistry::default().with_hook(hook),
+            retry_budgets: RetryBudgets::default(),
+            limiter: Limiter::new(),
+            concurrency: ConcurrencyLimiter::with_config(settings.queue.clone()),
+            circuit_changed,
             client,
             balancer: Balancer::default(),
             scanner: Scanner::new(),
@@ -103,6 +130,11 @@ impl AppState {
         }
         match RoutingTable::build(snapshot) {
             Ok(t) => {
+                let now = Instant::now();
+                self.breakers.apply_snapshot(&t.snapshot, now);
+                self.retry_budgets
+                    .retain(t.snapshot.router_policies.iter().map(|p| p.key.as_str()));
+                self.forget_pruned_circuits(now);
                 self.table.store(Arc::new(t));
                 self.ready.store(true, Ordering::Release);
                 let took = start.elapsed();
@@ -119,4 +151,62 @@ impl AppState {
             }
         }
     }
+
+    /// Drops the circuit gauges of breakers that no longer exist.
+    fn forget_pruned_circuits(&self, now: Instant) {
+        let live: std::collections::HashSet<crate::metrics::CircuitLabels> = self
+            .breakers
+            .snapshot(now)
+            .into_iter()
+            .map(|b| crate::metrics::CircuitLabels {
+                policy: b.policy,
+                target: b.target,
+            })
+            .collect();
+        let mut gone = Vec::new();
+        // prometheus-client has no iteration over a family; the gauges we set are mirrored here.
+        for labels in self.metrics.circuit_labels() {
+            if !live.contains(&labels) {
+                gone.push(labels);
+            }
+        }
+        for labels in gone {
+            self.metrics.forget_circuit(&labels);
+        }
+    }
+}
+
+/// Metrics, logs and the reporter's wake-up for every circuit transition.
+fn transition_hook(metrics: Arc<Metrics>, changed: Arc<tokio::sync::Notify>) -> TransitionHook {
+    Arc::new(move |t: &Transition| {
+        let labels = crate::metrics::CircuitLabels {
+            policy: t.policy.to_string(),
+            target: t.target.to_string(),
+        };
+        metrics.set_circuit(&labels, t.to);
+        metrics
+            .circuit_transitions
+            .get_or_create(&crate::metrics::TransitionLabels {
+                policy: labels.policy.clone(),
+                target: labels.target.clone(),
+                to: match t.to {
+                    CircuitState::Closed => "closed",
+                    CircuitState::Open => "open",
+                    CircuitState::HalfOpen => "half_open",
+                }
+                .to_owned(),
+            })
+            .inc();
+        match t.to {
+            CircuitState::Open if t.notify_on_open => tracing::warn!(
+                policy = %t.policy, target = %t.target, from = %t.from,
+                "circuit opened: calls to this target are refused until the cooldown has passed"
+            ),
+            _ => tracing::info!(
+                policy = %t.policy, target = %t.target, from = %t.from, to = %t.to,
+                "circuit state changed"
+            ),
+        }
+        changed.notify_one();
+    })
 }

@@ -25,6 +25,8 @@ pub const DEFAULT_TOTAL: Duration = Duration::from_secs(900);
 /// Effective timeouts of an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
+    /// TCP (and TLS) connect; `None`: the client's default (`--connect-timeout-ms`).
+    pub connect: Option<Duration>,
     /// Until response headers.
     pub first_byte: Duration,
     /// Between two body chunks.
@@ -40,6 +42,7 @@ impl Timeouts {
             |p: Option<u64>, t: Option<u64>, d: Duration| p.or(t).map_or(d, Duration::from_millis);
         let p = policy.cloned().unwrap_or_default();
         Self {
+            connect: p.connect.or(target.connect).map(Duration::from_millis),
             first_byte: pick(p.first_byte, target.first_byte, DEFAULT_FIRST_BYTE),
             idle: pick(p.idle, target.idle, DEFAULT_IDLE),
             total: pick(p.total, target.total, DEFAULT_TOTAL),

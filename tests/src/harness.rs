@@ -51,6 +51,14 @@ pub struct GatewayOptions {
     pub max_body_bytes: Option<usize>,
     /// Require gateway keys.
     pub require_client_key: bool,
+    /// Largest body kept for retries.
+    pub retry_buffer_bytes: Option<usize>,
+    /// Backend wait queue length.
+    pub queue_length: Option<u32>,
+    /// Backend wait queue timeout, ms.
+    pub queue_timeout_ms: Option<u64>,
+    /// Time to send a request head, ms.
+    pub header_timeout_ms: Option<u64>,
 }
 
 impl Gateway {
@@ -72,26 +80,29 @@ impl Gateway {
         for (name, text) in manifests {
             std::fs::write(mdir.join(name), text)?;
         }
-        let config = Config {
-            listen: "127.0.0.1:0".parse()?,
-            manifests: Some(mdir),
-            snapshot_file: None,
-            operator: None,
-            operator_token_file: switchyard_dataplane::operator_client::DEFAULT_TOKEN_FILE.into(),
-            operator_ca_file: None,
-            watch_interval_ms: 20,
-            spool_dir: Some(dir.path().join("spool")),
-            spool_max_bytes: 64 << 20,
-            records_file: Some(dir.path().join("records.jsonl")),
-            max_body_bytes: options.max_body_bytes.unwrap_or(32 << 20),
-            require_client_key: options.require_client_key,
-            connect_timeout_ms: 2_000,
-            egress_allow_cidr: Vec::new(),
-            egress_deny_cidr: Vec::new(),
-            egress_allow_link_local: false,
-            drain_timeout_ms: 5_000,
-            log_format: LogFormat::Plain,
-        };
+        // Every flag at its default (as the binary would have it), then the test's choices.
+        let mut config = <Config as clap::Parser>::try_parse_from(["switchyard-dataplane"])?;
+        config.listen = "127.0.0.1:0".parse()?;
+        config.manifests = Some(mdir);
+        config.watch_interval_ms = 20;
+        config.spool_dir = Some(dir.path().join("spool"));
+        config.spool_max_bytes = 64 << 20;
+        config.records_file = Some(dir.path().join("records.jsonl"));
+        config.max_body_bytes = options.max_body_bytes.unwrap_or(32 << 20);
+        config.require_client_key = options.require_client_key;
+        config.connect_timeout_ms = 2_000;
+        config.drain_timeout_ms = 5_000;
+        config.log_format = LogFormat::Plain;
+        if let Some(n) = options.retry_buffer_bytes {
+            config.retry_buffer_bytes = n;
+        }
+        config.queue_length = options.queue_length;
+        if let Some(ms) = options.queue_timeout_ms {
+            config.queue_timeout_ms = ms;
+        }
+        if let Some(ms) = options.header_timeout_ms {
+            config.header_timeout_ms = ms;
+        }
         let running = switchyard_dataplane::start(config).await?;
         let addr = running.addr;
         let deadline = Instant::now() + Duration::from_secs(10);

@@ -205,26 +205,17 @@ async fn data_plane(op: &Operator, dir: &TempDir, token: &str) -> switchyard_dat
     std::fs::write(&token_file, format!("{token}\n")).unwrap();
     let ca_file = dir.path().join("ca.crt");
     std::fs::write(&ca_file, op.material.ca_pem().unwrap()).unwrap();
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        manifests: None,
-        snapshot_file: None,
-        operator: Some(op.url()),
-        operator_token_file: token_file,
-        operator_ca_file: Some(ca_file),
-        watch_interval_ms: 20,
-        spool_dir: Some(dir.path().join("spool")),
-        spool_max_bytes: 64 << 20,
-        records_file: None,
-        max_body_bytes: 32 << 20,
-        require_client_key: false,
-        connect_timeout_ms: 2_000,
-        egress_allow_cidr: Vec::new(),
-        egress_deny_cidr: Vec::new(),
-        egress_allow_link_local: false,
-        drain_timeout_ms: 2_000,
-        log_format: LogFormat::Plain,
-    };
+    let mut config = <Config as clap::Parser>::try_parse_from(["switchyard-dataplane"]).unwrap();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.operator = Some(op.url());
+    config.operator_token_file = token_file;
+    config.operator_ca_file = Some(ca_file);
+    config.watch_interval_ms = 20;
+    config.spool_dir = Some(dir.path().join("spool"));
+    config.spool_max_bytes = 64 << 20;
+    config.connect_timeout_ms = 2_000;
+    config.drain_timeout_ms = 2_000;
+    config.log_format = LogFormat::Plain;
     switchyard_dataplane::start(config).await.unwrap()
 }
 

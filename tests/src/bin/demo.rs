@@ -50,26 +50,15 @@ async fn main() -> anyhow::Result<()> {
     let mock = MockUpstream::start_with(args.upstream, mock_config)
         .await
         .context("starting the mock upstream")?;
-    let config = Config {
-        listen: args.listen,
-        manifests: Some(manifests.clone()),
-        snapshot_file: None,
-        operator: None,
-        operator_token_file: switchyard_dataplane::operator_client::DEFAULT_TOKEN_FILE.into(),
-        operator_ca_file: None,
-        watch_interval_ms: 100,
-        spool_dir: Some(work.join("spool")),
-        spool_max_bytes: 64 << 20,
-        records_file: Some(work.join("records.jsonl")),
-        max_body_bytes: 32 << 20,
-        require_client_key: false,
-        connect_timeout_ms: 5_000,
-        egress_allow_cidr: Vec::new(),
-        egress_deny_cidr: Vec::new(),
-        egress_allow_link_local: false,
-        drain_timeout_ms: 5_000,
-        log_format: LogFormat::Plain,
-    };
+    let mut config = <Config as clap::Parser>::try_parse_from(["switchyard-dataplane"])?;
+    config.listen = args.listen;
+    config.manifests = Some(manifests.clone());
+    config.spool_dir = Some(work.join("spool"));
+    config.spool_max_bytes = 64 << 20;
+    config.records_file = Some(work.join("records.jsonl"));
+    config.connect_timeout_ms = 5_000;
+    config.drain_timeout_ms = 5_000;
+    config.log_format = LogFormat::Plain;
     let gateway = switchyard_dataplane::start(config)
         .await
         .context("starting the data plane")?;
