@@ -135,41 +135,63 @@ pub fn matching_policies<'t>(
         .filter(move |p| policy_matches(p, workspace, info))
 }
 
-/// Routes a request.
+/// Routes a request: the first of [`candidates`].
 pub fn route(
     table: &RoutingTable,
     workspace: &WorkspaceSnapshot,
     info: &RequestInfo,
 ) -> Result<Route, ApiError> {
+    candidates(table, workspace, info)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| no_route(workspace, info))
+}
+
+/// Every route that applies, in order: each matching RouterPolicy (priority order), then the
+/// first matching MuxRule, then the targets that declare the model. The first one is the route;
+/// a later one takes over only when every target of those before it is out of routing (open
+/// circuits with `autoDisable`: the policy "stops matching"). Errors when none applies.
+pub fn candidates(
+    table: &RoutingTable,
+    workspace: &WorkspaceSnapshot,
+    info: &RequestInfo,
+) -> Result<Vec<Route>, ApiError> {
     let with_model = |t: &TargetSnapshot| TargetSnapshot {
         kind: t.kind,
         key: t.key.clone(),
         model: Some(t.model.clone().unwrap_or_else(|| info.model.clone())),
     };
-    if let Some(p) = matching_policies(table, workspace, info).next() {
-        return Ok(Route {
+    let mut out: Vec<Route> = matching_policies(table, workspace, info)
+        .map(|p| Route {
             source: RouteSource::Policy(p.snap.key.clone()),
             targets: p.snap.route.iter().map(with_model).collect(),
-        });
-    }
+        })
+        .collect();
     if let Some(r) = table
         .rules(&workspace.key)
         .iter()
         .find(|r| rule_matches(r, info))
     {
-        return Ok(Route {
+        out.push(Route {
             source: RouteSource::MuxRule(r.snap.key.clone()),
             targets: vec![with_model(&r.snap.target)],
         });
     }
     let declared = table.model_targets(namespace_of(&workspace.key), &info.model);
     if !declared.is_empty() {
-        return Ok(Route {
+        out.push(Route {
             source: RouteSource::DeclaredModel,
             targets: declared.iter().map(with_model).collect(),
         });
     }
-    Err(ApiError::new(
+    if out.is_empty() {
+        return Err(no_route(workspace, info));
+    }
+    Ok(out)
+}
+
+fn no_route(workspace: &WorkspaceSnapshot, info: &RequestInfo) -> ApiError {
+    ApiError::new(
         ErrorKind::NotFound,
         format!(
             "no route for model \"{}\" in workspace \"{}\": no RouterPolicy or MuxRule matches and no Provider or AffinityGroup declares the model",
@@ -177,5 +199,5 @@ pub fn route(
         ),
     )
     .param("model")
-    .code("model_not_found"))
+    .code("model_not_found")
 }

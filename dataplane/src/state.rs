@@ -94,7 +94,7 @@ impl AppState {
         Self {
             table: ArcSwap::from_pointee(RoutingTable::empty()),
             ready: AtomicBool::new(false),
-            breakers: BreakerRegistry::default().with_hook(hook),
+            breakers: BreakerRegistry::new(default_route_breaker()).with_hook(hook),
             retry_budgets: RetryBudgets::default(),
             limiter: Limiter::new(),
             concurrency: ConcurrencyLimiter::with_config(settings.queue.clone()),
@@ -173,6 +173,15 @@ impl AppState {
         for labels in gone {
             self.metrics.forget_circuit(&labels);
         }
+    }
+}
+
+/// The breaker of routes without a RouterPolicy: the seed's defaults, without the latency
+/// threshold (a non-streamed LLM call is legitimately slow; a RouterPolicy sets one).
+pub fn default_route_breaker() -> switchyard_crds::router_policy::CircuitBreaker {
+    switchyard_crds::router_policy::CircuitBreaker {
+        latency_threshold_ms: u32::MAX,
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,278 @@
+//! The request pipeline shared by every generating endpoint: parse, classify, identify, limit,
+//! route, transform (custom instructions, guardrails, dialect), call the upstream (with circuit
+//! breakers, retries and fallback before the first byte reaches the caller, see [`failover`]),
+//! relay, and record exactly one interception whatever happens.
+
+mod attempt;
+mod failover;
+mod scrub;
+mod stream;
+mod tracker;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use switchyard_crds::workspace::GuardrailAction;
+
+pub use scrub::scrub;
+
+use crate::classify::{self, Endpoint};
+use crate::errors::{ApiError, Dialect, ErrorKind};
+use crate::guardrails;
+use crate::identity;
+use crate::record::Outcome;
+use crate::route;
+use crate::state::AppState;
+use crate::table::RoutingTable;
+use attempt::Call;
+use tracker::Tracker;
+
+/// Response header naming the route taken.
+pub const ROUTE_HEADER: &str = "x-switchyard-route";
+/// Request id header (propagated or generated).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Handles one request to a generating endpoint.
+pub async fn handle(
+    state: Arc<AppState>,
+    endpoint: Endpoint,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let dialect = endpoint.dialect();
+    let request_id = request_id(&headers);
+    let table = state.table();
+    let mut tracker = Tracker::new(
+        state.clone(),
+        endpoint,
+        &headers,
+        &request_id,
+        table.version(),
+    );
+    let mut response = match pipeline(&state, &table, endpoint, &headers, body, &mut tracker).await
+    {
+        Ok(Handled::Done(resp)) => resp,
+        Ok(Handled::Stream(resp)) => return with_request_id(resp, &request_id),
+        Err(e) => {
+            let outcome = match e.kind {
+                ErrorKind::Internal => Outcome::GatewayError,
+                ErrorKind::Upstream | ErrorKind::Timeout => Outcome::UpstreamError,
+                _ if tracker.upstream_answered => Outcome::UpstreamError,
+                _ => Outcome::Rejected,
+            };
+            tracker.finish(
+                e.kind.status().as_u16(),
+                outcome,
+                Some(e.message.clone()),
+                None,
+            );
+            e.into_response_for(dialect)
+        }
+    };
+    if let Some(v) = tracker
+        .route_header
+        .as_deref()
+        .and_then(|r| HeaderValue::from_str(r).ok())
+    {
+        response.headers_mut().insert(ROUTE_HEADER, v);
+    }
+    with_request_id(response, &request_id)
+}
+
+enum Handled {
+    /// A complete response; the tracker was finished.
+    Done(Response),
+    /// A streaming response; the tracker travels inside the body.
+    Stream(Response),
+}
+
+fn with_request_id(mut r: Response, id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        r.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    r
+}
+
+fn request_id(headers: &HeaderMap) -> String {
+    headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+}
+
+/// Reads the body with the size limit, answering 413 in the caller's dialect when over.
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(ApiError::new(
+                ErrorKind::TooLarge,
+                format!("request body is larger than {limit} bytes"),
+            ))
+        }
+        Err(e) => Err(ApiError::invalid(format!(
+            "could not read the request body: {e}"
+        ))),
+    }
+}
+
+async fn pipeline(
+    state: &Arc<AppState>,
+    table: &Arc<RoutingTable>,
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: Body,
+    tracker: &mut Tracker,
+) -> Result<Handled, ApiError> {
+    let arrived = tokio::time::Instant::now();
+    let dialect = endpoint.dialect();
+    let raw = read_body(body, state.settings.max_body_bytes).await?;
+    let body_bytes = raw.len();
+    let mut body: Value = serde_json::from_slice(&raw)
+        .map_err(|e| ApiError::invalid(format!("request body is not valid JSON: {e}")))?;
+    tracker.input_estimate = (raw.len() / 4) as u64;
+    drop(raw);
+    let info = classify::classify(endpoint, headers, &body)?;
+    tracker.note_request(&info);
+    if !state.is_ready() {
+        return Err(ApiError::new(
+            ErrorKind::Unavailable,
+            "no routing snapshot loaded yet",
+        ));
+    }
+    let (caller, workspace) =
+        identity::identify(table, headers, &info, state.settings.require_client_key)?;
+    tracker.note_caller(&caller, workspace);
+    let routes = route::candidates(table, workspace, &info)?;
+    // Limits before any work on the request; tokens are charged when it is recorded.
+    match state.limiter.admit(
+        &workspace.key,
+        caller.initiator.as_deref(),
+        &workspace.limits,
+        Instant::now(),
+    ) {
+        Ok(admission) => tracker.admission = Some(admission),
+        Err(exceeded) => {
+            state.metrics.refused(exceeded.limit.metric_label());
+            return Err(ApiError::from(exceeded));
+        }
+    }
+
+    // Transform, in the caller's dialect.
+    if let Some(instructions) = &workspace.custom_instructions {
+        add_instructions(&mut body, dialect, instructions);
+    }
+    let policy = guardrails::Policy {
+        secrets: workspace.guardrail_secrets,
+        pii: workspace.guardrail_pii,
+    };
+    let outcome = guardrails::apply(&state.scanner, &policy, &mut body);
+    for a in &outcome.alerts {
+        state
+            .metrics
+            .alerts
+            .get_or_create(&crate::metrics::AlertLabels {
+                category: category_name(&a.category).to_owned(),
+                action: a.action.as_str().to_owned(),
+            })
+            .inc();
+    }
+    tracker.rec.alerts = outcome.alerts.clone();
+    // The workspace's guardrails have now seen the prompt (see below for the recorded copy).
+    tracker.prompt_redaction = None;
+    if !outcome.alerts.is_empty() {
+        // The record store never keeps a finding, whatever the action: the recorded prompt is
+        // redacted even when the request went upstream unchanged (`alert`).
+        let secrets = policy.secrets != GuardrailAction::Off;
+        let pii = policy.pii != GuardrailAction::Off;
+        if let Some(p) = tracker.rec.user_prompt.take() {
+            let findings = state.scanner.scan(&p, secrets, pii);
+            tracker.rec.user_prompt = Some(guardrails::redact(&p, &findings));
+        }
+    }
+    if outcome.blocked {
+        let kinds: Vec<&str> = outcome.alerts.iter().map(|a| a.kind.as_str()).collect();
+        return Err(ApiError::invalid(format!(
+            "request blocked by the workspace guardrails ({})",
+            kinds.join(", ")
+        ))
+        .code("guardrail_blocked"));
+    }
+
+    let call = Call {
+        state,
+        endpoint,
+        headers,
+        body: &body,
+        info: &info,
+        caller: &caller,
+    };
+    failover::run(&call, table, &routes, body_bytes, arrived, tracker).await
+}
+
+fn add_instructions(body: &mut Value, dialect: Dialect, instructions: &str) {
+    match dialect {
+        Dialect::OpenAi => {
+            if let Some(messages) = body.get_mut("messages").and_then(Value::as_array_mut) {
+                messages.insert(0, json!({"role": "system", "content": instructions}));
+            }
+        }
+        Dialect::Anthropic => {
+            let Some(o) = body.as_object_mut() else {
+                return;
+            };
+            match o.get_mut("system") {
+                Some(Value::String(s)) => *s = format!("{instructions}\n\n{s}"),
+                Some(Value::Array(blocks)) => {
+                    blocks.insert(0, json!({"type": "text", "text": instructions}))
+                }
+                _ => {
+                    o.insert("system".into(), Value::String(instructions.to_owned()));
+                }
+            }
+        }
+    }
+}
+
+fn category_name(c: &guardrails::Category) -> &'static str {
+    match c {
+        guardrails::Category::Secrets => "secrets",
+        guardrails::Category::Pii => "pii",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_instructions_in_both_dialects() {
+        let mut o = json!({"messages": [{"role": "user", "content": "hi"}]});
+        add_instructions(&mut o, Dialect::OpenAi, "Be brief.");
+        assert_eq!(
+            o["messages"][0],
+            json!({"role": "system", "content": "Be brief."})
+        );
+        let mut a = json!({"system": "You are X.", "messages": []});
+        add_instructions(&mut a, Dialect::Anthropic, "Be brief.");
+        assert_eq!(a["system"], "Be brief.\n\nYou are X.");
+        let mut b = json!({"system": [{"type": "text", "text": "X", "cache_control": {"type": "ephemeral"}}], "messages": []});
+        add_instructions(&mut b, Dialect::Anthropic, "Be brief.");
+        assert_eq!(b["system"][0], json!({"type": "text", "text": "Be brief."}));
+        assert_eq!(
+            b["system"][1]["cache_control"],
+            json!({"type": "ephemeral"}),
+            "breakpoints kept"
+        );
+    }
+}
