@@ -3,8 +3,8 @@
 
 pub mod balance;
 pub mod breaker;
-pub mod clients;
 pub mod classify;
+pub mod clients;
 pub mod config;
 pub mod egress;
 pub mod errors;

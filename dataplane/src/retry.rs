@@ -10,8 +10,9 @@
 //!   `Retry-After` wins, up to [`MAX_RETRY_AFTER`] (longer: do not retry this target).
 //! - [`RetryBudget`]: a token bucket. Each original request deposits `budgetPercent / 100`
 //!   tokens, each retry withdraws one, and a floor of [`DEFAULT_FLOOR_PER_SECOND`] token per
-//!   second lets low traffic retry too. The balance starts at 0 and is capped, so over any run
-//!   `retries <= ratio * requests + floor * seconds`.
+//!   second lets low traffic retry too. The balance starts at one token (the first failure after
+//!   a start can be retried) and is capped, so over any run
+//!   `retries <= 1 + ratio * requests + floor * seconds`.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -191,7 +192,7 @@ impl RetryBudget {
             max_balance: max_balance.max(1.0),
             inner: Mutex::new(BudgetInner {
                 ratio: ratio(budget_percent),
-                balance: 0.0,
+                balance: 1.0_f64.min(max_balance.max(1.0)),
                 last: now,
             }),
         }
@@ -326,7 +327,8 @@ mod tests {
             let seconds = 120;
             let (requests, attempts) = always_failing(&budget, t0, seconds, interval_ms * MS, 3);
             let ratio = f64::from(percent) / 100.0;
-            let bound = requests as f64 * (1.0 + ratio) + DEFAULT_FLOOR_PER_SECOND * seconds as f64;
+            let bound =
+                1.0 + requests as f64 * (1.0 + ratio) + DEFAULT_FLOOR_PER_SECOND * seconds as f64;
             assert!(
                 attempts as f64 <= bound + 1e-6,
                 "{percent}%: {attempts} attempts for {requests} requests > {bound}"
@@ -352,9 +354,13 @@ mod tests {
     }
 
     #[test]
-    fn budget_balance_is_bounded_and_starts_empty() {
+    fn budget_balance_is_bounded_and_starts_with_one_token() {
         let t0 = Instant::now();
         let budget = RetryBudget::new(100, t0);
+        assert!(
+            budget.try_withdraw(t0),
+            "the first failure after a start may be retried"
+        );
         assert!(!budget.try_withdraw(t0));
         for _ in 0..1000 {
             budget.deposit(t0);
@@ -370,6 +376,7 @@ mod tests {
         let t0 = Instant::now();
         let budgets = RetryBudgets::default();
         let b = budgets.budget("ns/p", 50, t0);
+        assert!(b.try_withdraw(t0), "the starting token");
         b.deposit(t0);
         b.deposit(t0);
         let same = budgets.budget("ns/p", 0, t0);

@@ -121,6 +121,11 @@ impl Gateway {
         })
     }
 
+    /// The HTTP client the harness uses (for calls made from spawned tasks).
+    pub fn http_client(&self) -> reqwest::Client {
+        self.http.clone()
+    }
+
     /// `http://ADDR`.
     pub fn base_url(&self) -> String {
         format!("http://{}", self.addr)

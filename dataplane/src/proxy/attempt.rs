@@ -351,7 +351,6 @@ pub(crate) async fn attempt(
     Ok(Handled::Done(resp))
 }
 
-
 /// The upstream body for one attempt, and whether the caller asked for the usage chunk.
 fn upstream_body(
     body: &Value,

@@ -12,7 +12,9 @@
 //!   breaker; an AffinityGroup member whose circuit is open leaves the group's rotation.
 //! - Retries: only for failures that produced nothing (connect error, reset, timeout before the
 //!   first byte, 429/502/503/504/529), at most `retries.attempts` per target, each paid from the
-//!   policy's retry budget, after a jittered backoff that honours `Retry-After`.
+//!   policy's retry budget, after a jittered backoff that honours `Retry-After` (waiting at least
+//!   that long); a `Retry-After` longer than `maxBackoff` is not waited for: the next target is
+//!   tried, or the caller gets the answer with its `Retry-After`.
 //! - A request body larger than `--retry-buffer-bytes` is sent at most once: no retry, no
 //!   fallback after a call was made.
 //! - `timeouts.total` bounds the whole request, from its arrival, across every attempt.
@@ -126,7 +128,10 @@ async fn run_route(
     let mut reachable = false;
     let mut called = false;
     for target in &route.targets {
-        let model = target.model.clone().unwrap_or_else(|| call.info.model.clone());
+        let model = target
+            .model
+            .clone()
+            .unwrap_or_else(|| call.info.model.clone());
         let mut skipped_members = false;
         let upstream = match target.kind {
             TargetKind::Provider => Upstream::provider(snapshot, target, &model),
@@ -231,7 +236,11 @@ async fn run_route(
             reachable = true;
             let slot = match (&backend_key, max_concurrency) {
                 (Some(key), Some(max)) => {
-                    match state.concurrency.acquire(key, Some(max), tokio::time::Instant::now()).await {
+                    match state
+                        .concurrency
+                        .acquire(key, Some(max), tokio::time::Instant::now())
+                        .await
+                    {
                         Ok(slot) => slot,
                         Err(saturated) => {
                             // The gateway's own refusal: the permit is dropped, not counted.
@@ -262,7 +271,12 @@ async fn run_route(
                 Ok(handled) => return RouteEnd::Done(Ok(handled)),
                 Err(f) if !f.next => return RouteEnd::Done(Err(f.error)),
                 Err(f) => {
-                    if f.retryable && !one_shot && retry_no < retries.attempts {
+                    // A Retry-After longer than the policy's maxBackoff: not worth the wait
+                    // here; the next target (or the caller, told when to come back) takes it.
+                    let wait_too_long = f
+                        .retry_after
+                        .is_some_and(|ra| ra.as_millis() > u128::from(retries.max_backoff_ms));
+                    if f.retryable && !one_shot && !wait_too_long && retry_no < retries.attempts {
                         let now = Instant::now();
                         let wait =
                             retry::backoff_for(&retries, retry_no + 1, f.retry_after, &mut rng)
