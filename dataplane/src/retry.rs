@@ -192,7 +192,8 @@ impl RetryBudget {
             max_balance: max_balance.max(1.0),
             inner: Mutex::new(BudgetInner {
                 ratio: ratio(budget_percent),
-                balance: 1.0_f64.min(max_balance.max(1.0)),
+                // max_balance is at least one token.
+                balance: 1.0,
                 last: now,
             }),
         }
