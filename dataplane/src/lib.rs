@@ -18,6 +18,7 @@ pub mod record;
 pub mod relay;
 pub mod retry;
 pub mod route;
+pub mod serve;
 pub mod server;
 pub mod source;
 pub mod spool;
@@ -72,7 +73,7 @@ pub struct Running {
     pub addr: std::net::SocketAddr,
     /// Its state (routing table, metrics, …).
     pub state: Arc<AppState>,
-    stop: tokio::sync::oneshot::Sender<()>,
+    stop: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     watcher: tokio::task::JoinHandle<()>,
     spool: Spool,
@@ -167,16 +168,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(%addr, "data plane listening");
-    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
     let app = server::router(state.clone());
-    let server = tokio::spawn(async move {
-        let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-            let _ = stop_rx.await;
-        });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "server error");
-        }
-    });
+    let limits = serve::Limits {
+        max_header_bytes: config.max_header_bytes,
+        header_timeout: Duration::from_millis(config.header_timeout_ms.max(1)),
+    };
+    let server = tokio::spawn(serve::serve(listener, app, limits, stop_rx));
     Ok(Running {
         addr,
         state,
@@ -194,7 +192,7 @@ impl Running {
     /// deadline, then flushes the interception spool.
     pub async fn shutdown(self) {
         tracing::info!("shutting down: no new connections, draining in-flight requests");
-        let _ = self.stop.send(());
+        let _ = self.stop.send(true);
         let mut server = self.server;
         if tokio::time::timeout(self.drain, &mut server).await.is_err() {
             tracing::warn!("drain deadline passed with requests still open; closing them");

