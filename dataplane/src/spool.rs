@@ -85,6 +85,7 @@ pub struct SpoolTasks {
     writer: tokio::task::JoinHandle<()>,
     shipper: tokio::task::JoinHandle<()>,
     stop: watch::Sender<bool>,
+    stop_shipping: watch::Sender<bool>,
 }
 
 const CHANNEL: usize = 65_536;
@@ -101,21 +102,30 @@ impl Spool {
             max_segment(&config.dir).await?.map_or(1, |m| m + 1),
         ));
         let (tx, rx) = mpsc::channel(CHANNEL);
+        // Two stop signals: the shipper's last pass must come after the writer's last segment.
         let (stop, stop_rx) = watch::channel(false);
+        let (stop_shipping, stop_shipping_rx) = watch::channel(false);
         let writer = tokio::spawn(write_loop(
             config.clone(),
             rx,
             next.clone(),
-            stop_rx.clone(),
+            stop_rx,
             metrics.clone(),
         ));
-        let shipper = tokio::spawn(ship_loop(config, shipper, next, stop_rx, metrics.clone()));
+        let shipper = tokio::spawn(ship_loop(
+            config,
+            shipper,
+            next,
+            stop_shipping_rx,
+            metrics.clone(),
+        ));
         Ok((
             Spool { tx, metrics },
             SpoolTasks {
                 writer,
                 shipper,
                 stop,
+                stop_shipping,
             },
         ))
     }
@@ -137,6 +147,8 @@ impl SpoolTasks {
         drop(spool);
         let _ = self.stop.send(true);
         let _ = self.writer.await;
+        // Only now: the shipper's last pass then sees the writer's last segment.
+        let _ = self.stop_shipping.send(true);
         if tokio::time::timeout(deadline, self.shipper).await.is_err() {
             tracing::warn!(
                 "spool: shipping did not finish before the drain deadline; records stay on disk"

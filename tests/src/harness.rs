@@ -222,6 +222,13 @@ impl Gateway {
         switchyard_dataplane::metrics::encode(&self.running().state.registry)
     }
 
+    /// Graceful shutdown (drain, flush the spool), keeping the records readable.
+    pub async fn shutdown(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+
     /// Graceful shutdown (drain, flush the spool).
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {

@@ -702,3 +702,97 @@ async fn a_body_larger_than_the_retry_buffer_is_sent_once() {
         r.attempts
     );
 }
+
+#[tokio::test]
+async fn policy_timeouts_override_the_targets_and_bound_the_whole_request() {
+    let mock = mock().await;
+    let mut objects = providers(&mock);
+    let mut p = policy(
+        to_provider("gpt", Some("gpt-mock+latency=2000")),
+        vec![to_provider("claude", Some("claude-mock"))],
+        json!({}),
+        None,
+    );
+    p["spec"]["timeouts"] = json!({"firstByte": "150ms"});
+    objects.push(p);
+    // A stream slower than the total: it ends with a terminal error event, not a hang.
+    let mut slow = policy(
+        to_provider("gpt", Some("gpt-mock+chunks=50+chunk_delay=40")),
+        vec![],
+        json!({}),
+        None,
+    );
+    slow["metadata"]["name"] = json!("slow");
+    slow["spec"]["match"] = json!({"model": "slow"});
+    slow["spec"]["timeouts"] = json!({"total": "500ms"});
+    objects.push(slow);
+    let gw = Gateway::start_objects(&objects).await.unwrap();
+
+    let started = Instant::now();
+    let (a, r) = post(&gw, "first-byte", &ask()).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    assert_eq!(r.attempts[0].status, None);
+    assert!(
+        r.attempts[0].error.as_deref().unwrap().contains("150 ms"),
+        "{:?}",
+        r.attempts[0]
+    );
+    assert_eq!(r.provider_name.as_deref(), Some("default/claude"));
+
+    let started = Instant::now();
+    let body =
+        json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let (a, r) = post(&gw, "total", &body).await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    assert_eq!(a.status, 200);
+    let (chunks, done) = a.sse_data().unwrap();
+    assert!(chunks.last().unwrap().get("error").is_some(), "{}", a.text);
+    assert!(done);
+    assert_eq!(r.outcome, Outcome::UpstreamError);
+}
+
+#[tokio::test]
+async fn shutdown_lets_a_running_stream_finish_and_flushes_its_record() {
+    let mock = mock().await;
+    let mut objects = providers(&mock);
+    objects.push(policy(
+        to_provider("gpt", Some("gpt-mock+chunks=20+chunk_delay=25")),
+        vec![],
+        json!({}),
+        None,
+    ));
+    let mut gw = Gateway::start_objects(&objects).await.unwrap();
+    let mut resp = gw
+        .open(
+            "/v1/chat/completions",
+            &ask_stream(),
+            &[("x-request-id", "draining")],
+        )
+        .await
+        .unwrap();
+    let first = resp.chunk().await.unwrap().unwrap();
+    let addr = gw.addr;
+    let reader = tokio::spawn(async move {
+        let mut text = String::from_utf8_lossy(&first).into_owned();
+        while let Some(c) = resp.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&c));
+        }
+        text
+    });
+    let shutdown = Instant::now();
+    gw.shutdown().await;
+    let text = reader.await.unwrap();
+    assert!(
+        text.contains("[DONE]"),
+        "the stream finished during the drain: {text}"
+    );
+    assert!(shutdown.elapsed() >= Duration::from_millis(200));
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "no new connections after shutdown"
+    );
+    let r = gw.record_of("draining").await.unwrap();
+    assert_eq!(r.outcome, Outcome::Success);
+}
