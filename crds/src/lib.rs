@@ -6,8 +6,8 @@
 #![allow(clippy::duplicated_attributes)]
 
 pub mod affinity_group;
-pub mod circuits;
 pub mod backend;
+pub mod circuits;
 pub mod common;
 pub mod mux_rule;
 pub mod provider;

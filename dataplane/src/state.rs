@@ -12,10 +12,10 @@ use switchyard_crds::snapshot::Snapshot;
 use crate::balance::Balancer;
 use crate::breaker::{BreakerRegistry, CircuitState, Transition, TransitionHook};
 use crate::clients::Clients;
-use crate::limits::{ConcurrencyConfig, ConcurrencyLimiter, Limiter};
-use crate::retry::RetryBudgets;
 use crate::guardrails::Scanner;
+use crate::limits::{ConcurrencyConfig, ConcurrencyLimiter, Limiter};
 use crate::metrics::Metrics;
+use crate::retry::RetryBudgets;
 use crate::spool::Spool;
 use crate::table::{RoutingTable, TableError};
 
