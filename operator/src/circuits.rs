@@ -12,8 +12,10 @@
 //!   or a circuit's opening count (an open-and-close between two reports). Each such change is
 //!   logged too: that, and the `switchyard_operator_circuits{state}` gauge, is all that happens
 //!   for circuits of the `default` policy (routes without a RouterPolicy).
+//! - [`apply`] turns the merged view into RouterPolicy `status.targets` and `status.state`
+//!   (see its docs for AffinityGroup targets).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -26,7 +28,15 @@ use prometheus_client::registry::Registry;
 use switchyard_crds::circuits::{
     CircuitReport, CircuitStateName, REPORT_INTERVAL_SECS, REPORT_TTL_SECS,
 };
+use switchyard_crds::router_policy::TargetCircuit;
+use switchyard_crds::snapshot::{RouterPolicySnapshot, Snapshot, TargetKind, TargetSnapshot};
 use tokio::sync::watch;
+
+use crate::status::Counters;
+
+/// Most entries of a RouterPolicy's `status.targets` (a route through large AffinityGroups
+/// could otherwise grow the status without bound).
+pub const MAX_STATUS_TARGETS: usize = 64;
 
 /// A circuit: a (policy key or `default`, target label) pair.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -414,6 +424,132 @@ impl prometheus_client::collector::Collector for BoardCollector {
         )?;
         planes.encode(m)
     }
+}
+
+/// The worst state of the circuits of `policy` whose label is `label` (a target with a model)
+/// or starts with `label:` (a target without one: the proxy fills in the requested model).
+fn target_state(
+    merged: &Merged,
+    policy: &str,
+    target: &TargetSnapshot,
+) -> Option<CircuitStateName> {
+    let label = target.to_string();
+    if target.model.is_some() {
+        return merged.get(policy, &label).map(|c| c.state);
+    }
+    let prefix = format!("{label}:");
+    merged
+        .policy(policy)
+        .filter(|(t, _)| t.starts_with(&prefix))
+        .map(|(_, c)| c.state)
+        .max()
+}
+
+/// The breakers a route target has: itself for a provider or backend; for an AffinityGroup,
+/// each member backend serving the target's model (every member when it names none).
+fn breaker_targets(snapshot: &Snapshot, target: &TargetSnapshot) -> Vec<TargetSnapshot> {
+    if target.kind != TargetKind::AffinityGroup {
+        return vec![target.clone()];
+    }
+    let Some(group) = snapshot.affinity_group(&target.key) else {
+        return Vec::new();
+    };
+    group
+        .members
+        .iter()
+        .filter(|m| {
+            target
+                .model
+                .as_ref()
+                .is_none_or(|model| m.models.contains(model))
+        })
+        .map(|m| TargetSnapshot {
+            kind: TargetKind::Backend,
+            key: m.backend.clone(),
+            model: target.model.clone(),
+        })
+        .collect()
+}
+
+/// The circuit view of one RouterPolicy: its primary target's state (`None` when closed) and
+/// `status.targets`.
+///
+/// `targets` lists every target of the route, in route order and without repeats, with its
+/// merged state (`Closed` when no data plane reports it). A provider or backend target is
+/// listed by its label (`provider/NAME:model`; without a model, `provider/NAME`, the worst of
+/// its per-model circuits). An AffinityGroup target is listed member by member, as its circuits
+/// are kept: `backend/MEMBER:model` for each member serving the model (a group without such
+/// members is listed by its own label, `Closed`). At most [`MAX_STATUS_TARGETS`] entries.
+///
+/// The primary target is the route's first. For an AffinityGroup primary, the state is the
+/// *best* of its members' (the group still routes while one member's circuit is closed): it is
+/// `Open` only when every member's circuit is open.
+pub fn policy_circuits(
+    policy: &RouterPolicySnapshot,
+    snapshot: &Snapshot,
+    merged: &Merged,
+) -> (Option<CircuitStateName>, Vec<TargetCircuit>) {
+    let mut targets: Vec<TargetCircuit> = Vec::new();
+    let mut primary = None;
+    for (i, route_target) in policy.route.iter().enumerate() {
+        let breakers = breaker_targets(snapshot, route_target);
+        let mut states = Vec::with_capacity(breakers.len());
+        for b in &breakers {
+            let state = target_state(merged, &policy.key, b).unwrap_or(CircuitStateName::Closed);
+            states.push(state);
+            push(&mut targets, b.to_string(), state);
+        }
+        if breakers.is_empty() {
+            push(
+                &mut targets,
+                route_target.to_string(),
+                CircuitStateName::Closed,
+            );
+        }
+        if i == 0 {
+            primary = if route_target.kind == TargetKind::AffinityGroup {
+                states.iter().copied().min()
+            } else {
+                states.iter().copied().max()
+            };
+        }
+    }
+    let primary = primary.filter(|s| *s != CircuitStateName::Closed);
+    (primary, targets)
+}
+
+fn push(targets: &mut Vec<TargetCircuit>, target: String, state: CircuitStateName) {
+    if targets.len() < MAX_STATUS_TARGETS && !targets.iter().any(|t| t.target == target) {
+        targets.push(TargetCircuit {
+            target,
+            state: state.as_str().to_owned(),
+        });
+    }
+}
+
+/// Puts the circuit view of every RouterPolicy of `snapshot` into `counters` (`circuit` and
+/// `targets` of [`crate::status::PolicyCounters`]), replacing whatever circuit view they held.
+pub fn apply(counters: &mut Counters, snapshot: &Snapshot, merged: &Merged) {
+    for c in counters.policies.values_mut() {
+        c.circuit = None;
+        c.targets = None;
+    }
+    for p in &snapshot.router_policies {
+        let (state, targets) = policy_circuits(p, snapshot, merged);
+        let c = counters.policies.entry(p.key.clone()).or_default();
+        c.circuit = state.map(|s| s.as_str().to_owned());
+        c.targets = Some(targets);
+    }
+}
+
+/// Keys of the RouterPolicies of `snapshot` with `circuitBreaker.notifyOnOpen`.
+pub fn notifying_policies(snapshot: &Snapshot) -> HashSet<String> {
+    snapshot
+        .router_policies
+        .iter()
+        .filter(|p| p.circuit_breaker.notify_on_open)
+        .map(|p| p.key.clone())
+        .collect()
 }
 
 #[cfg(test)]

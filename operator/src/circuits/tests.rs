@@ -1,8 +1,10 @@
 use std::time::{Duration, Instant};
 
 use switchyard_crds::circuits::{CircuitEntry, CircuitReport, CircuitStateName};
+use switchyard_crds::compile::{Inventory, compile};
 
 use super::*;
+use crate::status::PolicyCounters;
 
 use CircuitStateName::{Closed, HalfOpen, Open};
 
@@ -158,4 +160,206 @@ fn warm_after_the_warmup() {
     let now = Instant::now();
     assert!(!board.is_warm(now));
     assert!(board.is_warm(now + Duration::from_secs(13)));
+}
+
+const SET: &str = r#"
+apiVersion: switchyard.dev/v1alpha1
+kind: Provider
+metadata: {name: openai, namespace: ns}
+spec: {type: openai, auth: {type: none}, models: [{name: gpt-4o}]}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: Provider
+metadata: {name: cheap, namespace: ns}
+spec: {type: openai, auth: {type: none}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: Backend
+metadata: {name: b1, namespace: ns}
+spec: {type: vllm, baseUrl: "http://b1:8000/v1", models: [{name: llama}]}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: Backend
+metadata: {name: b2, namespace: ns}
+spec: {type: vllm, baseUrl: "http://b2:8000/v1", models: [{name: llama}, {name: qwen}]}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: AffinityGroup
+metadata: {name: g, namespace: ns}
+spec: {backends: [b1, b2], models: [llama, qwen]}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: Workspace
+metadata: {name: default, namespace: ns}
+spec: {default: true}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: RouterPolicy
+metadata: {name: p, namespace: ns}
+spec:
+  routeTo: {providerRef: openai, model: gpt-4o}
+  fallback:
+    - {affinityGroupRef: g, model: llama}
+    - {providerRef: cheap}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: RouterPolicy
+metadata: {name: gp, namespace: ns}
+spec:
+  routeTo: {affinityGroupRef: g, model: llama}
+  circuitBreaker: {notifyOnOpen: false}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: RouterPolicy
+metadata: {name: qwen, namespace: ns}
+spec:
+  routeTo: {affinityGroupRef: g, model: qwen}
+"#;
+
+fn snapshot() -> Snapshot {
+    let mut inv = Inventory::default();
+    switchyard_crds::manifest::add_yaml(&mut inv, "set.yaml", SET).unwrap();
+    let c = compile(&inv);
+    for d in &c.diagnostics {
+        assert!(d.ready(), "{d:?}");
+    }
+    c.snapshot
+}
+
+fn policy<'a>(s: &'a Snapshot, key: &str) -> &'a RouterPolicySnapshot {
+    s.router_policies.iter().find(|p| p.key == key).unwrap()
+}
+
+fn listed(targets: &[TargetCircuit]) -> Vec<(&str, &str)> {
+    targets
+        .iter()
+        .map(|t| (t.target.as_str(), t.state.as_str()))
+        .collect()
+}
+
+fn board_with(entries: Vec<CircuitEntry>) -> Merged {
+    let board = CircuitBoard::default();
+    let now = Instant::now();
+    board.record(report("dp-a", entries), now);
+    board.merged(now)
+}
+
+#[test]
+fn every_route_target_is_listed_closed_when_nothing_is_reported() {
+    let s = snapshot();
+    let (state, targets) = policy_circuits(policy(&s, "ns/p"), &s, &Merged::default());
+    assert_eq!(state, None);
+    assert_eq!(
+        listed(&targets),
+        [
+            ("provider/openai:gpt-4o", "Closed"),
+            ("backend/b1:llama", "Closed"),
+            ("backend/b2:llama", "Closed"),
+            ("provider/cheap", "Closed"),
+        ]
+    );
+    // Members are listed only for the model they serve.
+    let (_, targets) = policy_circuits(policy(&s, "ns/qwen"), &s, &Merged::default());
+    assert_eq!(listed(&targets), [("backend/b2:qwen", "Closed")]);
+}
+
+#[test]
+fn targets_carry_their_merged_state_and_the_primary_sets_the_policy_state() {
+    let s = snapshot();
+    let merged = board_with(vec![
+        entry("ns/p", "provider/openai:gpt-4o", HalfOpen),
+        entry("ns/p", "backend/b2:llama", Open),
+        entry("ns/p", "provider/cheap:small", Closed),
+        entry("ns/p", "provider/cheap:big", Open),
+        // Same target under another policy: not this policy's circuit.
+        entry("ns/gp", "provider/openai:gpt-4o", Open),
+    ]);
+    let (state, targets) = policy_circuits(policy(&s, "ns/p"), &s, &merged);
+    assert_eq!(state, Some(HalfOpen));
+    assert_eq!(
+        listed(&targets),
+        [
+            ("provider/openai:gpt-4o", "HalfOpen"),
+            ("backend/b1:llama", "Closed"),
+            ("backend/b2:llama", "Open"),
+            ("provider/cheap", "Open"),
+        ],
+        "a target without a model shows the worst of its per-model circuits"
+    );
+}
+
+#[test]
+fn a_group_primary_is_open_only_when_every_member_is() {
+    let s = snapshot();
+    let gp = policy(&s, "ns/gp");
+    let one = board_with(vec![entry("ns/gp", "backend/b1:llama", Open)]);
+    let (state, targets) = policy_circuits(gp, &s, &one);
+    assert_eq!(state, None, "b2 still serves the group");
+    assert_eq!(
+        listed(&targets),
+        [("backend/b1:llama", "Open"), ("backend/b2:llama", "Closed")]
+    );
+    let half = board_with(vec![
+        entry("ns/gp", "backend/b1:llama", Open),
+        entry("ns/gp", "backend/b2:llama", HalfOpen),
+    ]);
+    assert_eq!(policy_circuits(gp, &s, &half).0, Some(HalfOpen));
+    let all = board_with(vec![
+        entry("ns/gp", "backend/b1:llama", Open),
+        entry("ns/gp", "backend/b2:llama", Open),
+    ]);
+    assert_eq!(policy_circuits(gp, &s, &all).0, Some(Open));
+}
+
+#[test]
+fn apply_fills_every_policy_and_replaces_an_old_view() {
+    let s = snapshot();
+    let mut counters = Counters::default();
+    counters.policies.insert(
+        "ns/gone".into(),
+        PolicyCounters {
+            matches: 3,
+            circuit: Some("Open".into()),
+            targets: Some(vec![TargetCircuit {
+                target: "provider/x".into(),
+                state: "Open".into(),
+            }]),
+            ..PolicyCounters::default()
+        },
+    );
+    let merged = board_with(vec![entry("ns/p", T, Open)]);
+    apply(&mut counters, &s, &merged);
+    let p = &counters.policies["ns/p"];
+    assert_eq!(p.circuit.as_deref(), Some("Open"));
+    assert_eq!(p.targets.as_ref().unwrap().len(), 4);
+    let gone = &counters.policies["ns/gone"];
+    assert_eq!(
+        (gone.matches, gone.circuit.as_deref(), gone.targets.as_ref()),
+        (3, None, None)
+    );
+    assert_eq!(counters.policies["ns/gp"].circuit, None);
+
+    // Same input, same output (status writes stay idempotent).
+    let mut again = counters.clone();
+    apply(&mut again, &s, &merged);
+    assert_eq!(again, counters);
+}
+
+#[test]
+fn notifying_policies_follow_notify_on_open() {
+    let s = snapshot();
+    let mut keys: Vec<String> = notifying_policies(&s).into_iter().collect();
+    keys.sort();
+    assert_eq!(keys, ["ns/p", "ns/qwen"]);
+}
+
+#[test]
+fn status_targets_are_bounded() {
+    let mut targets = Vec::new();
+    for i in 0..MAX_STATUS_TARGETS + 5 {
+        push(&mut targets, format!("backend/b{i}:m"), Closed);
+    }
+    push(&mut targets, "backend/b0:m".into(), Open);
+    assert_eq!(targets.len(), MAX_STATUS_TARGETS);
+    assert_eq!(targets[0].state, "Closed", "no repeats");
 }
