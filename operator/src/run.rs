@@ -30,6 +30,7 @@ use crate::channel::{
 use crate::circuits::CircuitBoard;
 use crate::config::{Config, LogFormat};
 use crate::controller::{self, Stores, WatchConfig};
+use crate::events::CircuitNotifier;
 use crate::probes::{Flavor, Prober, Target};
 use crate::status::{Counters, Probes};
 use crate::status_writer::StatusWriter;
@@ -415,7 +416,7 @@ async fn cluster_mode(
 }
 
 /// On the leader: writes status after every compile, every aggregation tick (usage), every
-/// probe round and every change of the merged circuit view.
+/// probe round and every change of the merged circuit view, and publishes circuit Events.
 #[allow(clippy::too_many_arguments)]
 async fn status_loop(
     config: Config,
@@ -428,6 +429,7 @@ async fn status_loop(
     metrics: Arc<Metrics>,
 ) {
     let mut circuits_changed = board.subscribe();
+    let mut notifier = CircuitNotifier::default();
     let mut tick =
         tokio::time::interval(Duration::from_millis(config.aggregate_interval_ms.max(500)));
     let mut counters = Counters::default();
@@ -447,6 +449,8 @@ async fn status_loop(
             continue;
         };
         if !is_leader {
+            // A new term starts from what the board says then.
+            notifier.reset();
             continue;
         }
         // Usage.
@@ -467,11 +471,18 @@ async fn status_loop(
             .aggregation_lag
             .set(last_aggregate.elapsed().as_secs_f64());
         // Circuits: once every data plane has had the time to report (until then status keeps
-        // the circuit state it shows).
+        // the circuit state it shows and no Event is raised).
         let now = Instant::now();
-        if board.is_warm(now) {
-            crate::circuits::apply(&mut counters, &compiled.snapshot, &board.merged(now));
-        }
+        let circuit_events = if board.is_warm(now) {
+            let merged = board.merged(now);
+            crate::circuits::apply(&mut counters, &compiled.snapshot, &merged);
+            notifier.step(
+                &merged,
+                &crate::circuits::notifying_policies(&compiled.snapshot),
+            )
+        } else {
+            Vec::new()
+        };
         // Probes that are due.
         let now = Instant::now();
         for t in probe_targets(&compiled, &stores, config.discovery_interval_s) {
@@ -487,6 +498,7 @@ async fn status_loop(
                 probes.providers.insert(target.key.clone(), result);
             }
         }
+        controller::publish_policy_events(&recorder, &stores, circuit_events).await;
         let report = controller::write_statuses(
             &writer,
             Some(&recorder),
