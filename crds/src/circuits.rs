@@ -18,6 +18,10 @@ pub const REPORT_TTL_SECS: u64 = 35;
 pub const MAX_CIRCUITS: usize = 4096;
 /// Policy name used for routes that came from no RouterPolicy.
 pub const DEFAULT_POLICY: &str = "default";
+/// The channel path reports are POSTed to.
+pub const REPORT_PATH: &str = "/v1/circuits";
+/// Longest data-plane name accepted (a pod name is at most 253 characters).
+pub const MAX_DATA_PLANE_NAME: usize = 253;
 
 /// One data plane's circuit breakers.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -33,7 +37,34 @@ pub struct CircuitReport {
     pub circuits: Vec<CircuitEntry>,
 }
 
-/// Circuit states, spelled as RouterPolicy status spells them.
+impl CircuitReport {
+    /// Checks what the operator requires of a report: a data-plane name of 1 to
+    /// [`MAX_DATA_PLANE_NAME`] characters and at most [`MAX_CIRCUITS`] entries.
+    pub fn validate(&self) -> Result<(), ReportError> {
+        let name = self.data_plane.trim();
+        if name.is_empty() || name.chars().count() > MAX_DATA_PLANE_NAME {
+            return Err(ReportError::DataPlaneName);
+        }
+        if self.circuits.len() > MAX_CIRCUITS {
+            return Err(ReportError::TooManyCircuits(self.circuits.len()));
+        }
+        Ok(())
+    }
+}
+
+/// Why a report is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ReportError {
+    /// `dataPlane` is empty or too long.
+    #[error("dataPlane must name the data plane (1 to {MAX_DATA_PLANE_NAME} characters)")]
+    DataPlaneName,
+    /// More than [`MAX_CIRCUITS`] entries.
+    #[error("a report carries at most {MAX_CIRCUITS} circuits, this one has {0}")]
+    TooManyCircuits(usize),
+}
+
+/// Circuit states, spelled as RouterPolicy status spells them. Ordered by severity:
+/// `Closed < HalfOpen < Open`, so the worst of several is their maximum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum CircuitStateName {
     /// Calls go through.
@@ -52,6 +83,12 @@ impl CircuitStateName {
             Self::HalfOpen => "HalfOpen",
             Self::Open => "Open",
         }
+    }
+}
+
+impl std::fmt::Display for CircuitStateName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -79,4 +116,55 @@ pub struct CircuitEntry {
     /// open-and-close that happened between two reports.
     #[serde(default)]
     pub times_opened: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(n: usize) -> CircuitReport {
+        CircuitReport {
+            data_plane: "dp-0".into(),
+            snapshot_version: "v".into(),
+            at: Timestamp::UNIX_EPOCH,
+            circuits: (0..n)
+                .map(|i| CircuitEntry {
+                    policy: DEFAULT_POLICY.into(),
+                    target: format!("provider/p:m{i}"),
+                    state: CircuitStateName::Closed,
+                    failures: 0,
+                    successes: 0,
+                    error_rate_percent: 0.0,
+                    opened_at: None,
+                    times_opened: 0,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn severity_orders_states_and_the_wire_spelling_is_status_spelling() {
+        use CircuitStateName::*;
+        assert_eq!([Closed, Open, HalfOpen].into_iter().max(), Some(Open));
+        assert_eq!([Closed, HalfOpen].into_iter().max(), Some(HalfOpen));
+        assert_eq!(serde_json::to_string(&HalfOpen).unwrap(), "\"HalfOpen\"");
+        let json = serde_json::to_value(report(1)).unwrap();
+        assert_eq!(json["dataPlane"], "dp-0");
+        assert_eq!(json["circuits"][0]["errorRatePercent"], 0.0);
+        assert!(json["circuits"][0].get("openedAt").is_none());
+    }
+
+    #[test]
+    fn validation_bounds_entries_and_names() {
+        assert_eq!(report(MAX_CIRCUITS).validate(), Ok(()));
+        assert_eq!(
+            report(MAX_CIRCUITS + 1).validate(),
+            Err(ReportError::TooManyCircuits(MAX_CIRCUITS + 1))
+        );
+        let mut r = report(0);
+        r.data_plane = " ".into();
+        assert_eq!(r.validate(), Err(ReportError::DataPlaneName));
+        r.data_plane = "x".repeat(MAX_DATA_PLANE_NAME + 1);
+        assert_eq!(r.validate(), Err(ReportError::DataPlaneName));
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod balance;
 pub mod breaker;
+pub mod circuit_report;
 pub mod classify;
 pub mod clients;
 pub mod config;
@@ -76,6 +77,7 @@ pub struct Running {
     stop: tokio::sync::watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
     watcher: tokio::task::JoinHandle<()>,
+    circuit_reporter: Option<tokio::task::JoinHandle<()>>,
     spool: Spool,
     spool_tasks: spool::SpoolTasks,
     drain: Duration,
@@ -153,6 +155,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         registry,
         settings,
     ));
+    // With an operator, circuit states are reported to it too.
+    let circuit_reporter = operator.as_ref().map(|op| {
+        tokio::spawn(circuit_report::run(
+            state.clone(),
+            op.clone(),
+            circuit_report::data_plane_name(),
+        ))
+    });
     let watcher = match (source, operator) {
         (Some(source), _) => tokio::spawn(source::watch(
             state.clone(),
@@ -181,6 +191,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         stop,
         server,
         watcher,
+        circuit_reporter,
         spool,
         spool_tasks,
         drain: Duration::from_millis(config.drain_timeout_ms),
@@ -200,6 +211,9 @@ impl Running {
             let _ = server.await;
         }
         self.watcher.abort();
+        if let Some(reporter) = self.circuit_reporter {
+            reporter.abort();
+        }
         drop(self.state);
         self.spool_tasks
             .shutdown(self.spool, Duration::from_secs(5))

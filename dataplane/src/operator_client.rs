@@ -7,8 +7,9 @@
 //!   exponential backoff and jitter (100 ms … 10 s) on any error, end of stream or 45 s of
 //!   silence. The snapshot in force stays in force meanwhile.
 //! - [`HttpShipper`] posts spool batches to `POST /v1/records`.
+//! - [`crate::circuit_report`] posts the circuit breakers' states to `POST /v1/circuits`.
 //!
-//! Both authenticate with `Authorization: Bearer <token>`, the token read from
+//! All authenticate with `Authorization: Bearer <token>`, the token read from
 //! `--operator-token-file` on every connection and batch (projected ServiceAccount tokens
 //! rotate), and trust only the CA of `--operator-ca-file` when given (re-read on every
 //! connection, so a new operator CA is picked up without a restart). Proxies from the
@@ -85,13 +86,13 @@ impl OperatorClientConfig {
         }
     }
 
-    fn endpoint(&self, path: &str) -> String {
+    pub(crate) fn endpoint(&self, path: &str) -> String {
         format!("{}{path}", self.url.trim_end_matches('/'))
     }
 }
 
 /// Reads a bearer token file (surrounding whitespace trimmed).
-fn read_token(path: &Path) -> Result<HeaderValue, String> {
+pub(crate) fn read_token(path: &Path) -> Result<HeaderValue, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("reading the operator token {}: {e}", path.display()))?;
     let token = text.trim();
@@ -113,12 +114,12 @@ fn read_token(path: &Path) -> Result<HeaderValue, String> {
 
 /// The HTTP client for the operator, rebuilt when the CA file's content changes.
 #[derive(Debug, Default)]
-struct ClientCache {
+pub(crate) struct ClientCache {
     built: Option<(Option<Vec<u8>>, reqwest::Client)>,
 }
 
 impl ClientCache {
-    fn get(&mut self, cfg: &OperatorClientConfig) -> Result<reqwest::Client, String> {
+    pub(crate) fn get(&mut self, cfg: &OperatorClientConfig) -> Result<reqwest::Client, String> {
         let ca = match &cfg.ca_file {
             Some(p) => Some(
                 std::fs::read(p)
@@ -175,14 +176,14 @@ enum Frame {
 /// Exponential backoff with jitter: each delay is drawn from [d/2, d], d doubling from `min`
 /// to `max`.
 #[derive(Debug)]
-struct Backoff {
+pub(crate) struct Backoff {
     min: Duration,
     max: Duration,
     next: Duration,
 }
 
 impl Backoff {
-    fn new(min: Duration, max: Duration) -> Self {
+    pub(crate) fn new(min: Duration, max: Duration) -> Self {
         Self {
             min,
             max,
@@ -190,11 +191,11 @@ impl Backoff {
         }
     }
 
-    fn reset(&mut self) {
+    pub(crate) fn reset(&mut self) {
         self.next = self.min;
     }
 
-    fn delay(&mut self) -> Duration {
+    pub(crate) fn delay(&mut self) -> Duration {
         let d = self.next;
         self.next = (d * 2).min(self.max);
         let half = d.as_millis() as u64 / 2;
@@ -424,7 +425,7 @@ async fn handle_frame(state: &Arc<AppState>, line: &[u8]) {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(c) = source {
@@ -435,7 +436,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn excerpt(body: &str) -> String {
+pub(crate) fn excerpt(body: &str) -> String {
     let body = body.trim();
     match body.char_indices().nth(300) {
         Some((i, _)) => format!("{}…", &body[..i]),
@@ -469,34 +470,44 @@ impl HttpShipper {
             .unwrap_or_else(|e| e.into_inner())
             .get(&self.cfg)
             .map_err(|e| (None, e))?;
-        let auth = read_token(&self.cfg.token_file).map_err(|e| (None, e))?;
         let body = serde_json::to_vec(batch).map_err(|e| (None, e.to_string()))?;
-        let url = self.cfg.endpoint(RECORDS_PATH);
-        let mut req = client
-            .post(&url)
-            .timeout(self.cfg.request_timeout)
-            .header(AUTHORIZATION, auth)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        if let Some(i) = &self.cfg.instance {
-            req = req.header(INSTANCE_HEADER, i.as_str());
-        }
-        let resp = req.send().await.map_err(|e| {
-            (
-                None,
-                format!("posting records to {url}: {}", error_chain(&e)),
-            )
-        })?;
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let text = resp.text().await.unwrap_or_default();
-        Err((
-            Some(status),
-            format!("{url} answered {status}: {}", excerpt(&text)),
-        ))
+        post_json(&client, &self.cfg, RECORDS_PATH, body).await
     }
+}
+
+/// POSTs a JSON body to the operator at `path` with the bearer token (read now) and the
+/// instance header. A non-2xx answer is an error with its status and a body excerpt; the
+/// token never appears in an error.
+pub(crate) async fn post_json(
+    client: &reqwest::Client,
+    cfg: &OperatorClientConfig,
+    path: &str,
+    body: Vec<u8>,
+) -> Result<(), (Option<StatusCode>, String)> {
+    let auth = read_token(&cfg.token_file).map_err(|e| (None, e))?;
+    let url = cfg.endpoint(path);
+    let mut req = client
+        .post(&url)
+        .timeout(cfg.request_timeout)
+        .header(AUTHORIZATION, auth)
+        .header(CONTENT_TYPE, "application/json")
+        .body(body);
+    if let Some(i) = &cfg.instance {
+        req = req.header(INSTANCE_HEADER, i.as_str());
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| (None, format!("posting to {url}: {}", error_chain(&e))))?;
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let text = resp.text().await.unwrap_or_default();
+    Err((
+        Some(status),
+        format!("{url} answered {status}: {}", excerpt(&text)),
+    ))
 }
 
 impl Shipper for HttpShipper {

@@ -103,7 +103,9 @@ pub async fn counters(store: &Store, workspaces: &[String]) -> Result<Counters, 
                 successes: p.success_count,
                 errors: p.error_count,
                 last_matched_at: Some(p.last_matched_at),
+                // Filled from the circuit board (`crate::circuits::apply`).
                 circuit: None,
+                targets: None,
             },
         );
     }

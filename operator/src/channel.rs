@@ -27,6 +27,12 @@
 //!   `{"inserted":N,"duplicates":M}`; 400 naming the problem for a body that is not such an
 //!   array; 413 for a larger body; 503 when the record store fails (the data plane keeps the
 //!   batch and retries; the store deduplicates by interception id).
+//! - `POST /v1/circuits`: a data plane's circuit report
+//!   (`{"dataPlane","snapshotVersion","at","circuits":[…]}`, see
+//!   [`switchyard_crds::circuits`]; at most 4 MiB). 204 when taken into the
+//!   [`crate::circuits::CircuitBoard`] ([`Channel::circuits`]); 400 naming the problem for a body
+//!   that is not such a report or has no data-plane name; 413 for a larger body
+//!   (`too_large`) or more than `MAX_CIRCUITS` entries (`too_many_circuits`).
 
 mod auth;
 mod hub;

@@ -354,6 +354,26 @@ pub async fn write_statuses(
     report
 }
 
+/// Publishes circuit Events on their RouterPolicies (those no longer in the cache are skipped).
+pub async fn publish_policy_events(
+    recorder: &Recorder,
+    stores: &Stores,
+    events: Vec<crate::events::PolicyEvent>,
+) {
+    for e in events {
+        let Some((ns, name)) = e.policy.split_once('/') else {
+            continue;
+        };
+        let Some(o) = stores.router_policies.get(&ObjectRef::new(name).within(ns)) else {
+            continue;
+        };
+        tracing::info!(policy = %e.policy, reason = %e.event.reason, note = e.event.note.as_deref().unwrap_or(""), "circuit Event");
+        if let Err(err) = recorder.publish(&e.event, &o.object_ref(&())).await {
+            tracing::warn!(policy = %e.policy, error = %err, "could not publish an Event");
+        }
+    }
+}
+
 /// The latest compile, shared with the status, probe and facade tasks.
 pub type Latest = watch::Receiver<Option<Arc<Compiled>>>;
 

@@ -3,6 +3,7 @@
 
 pub mod aggregate;
 pub mod channel;
+pub mod circuits;
 pub mod config;
 pub mod controller;
 pub mod events;

@@ -27,8 +27,10 @@ use crate::channel::{
     AllowList, Authenticator, Channel, ChannelOptions, IngestReport, RecordSink, SnapshotHub,
     StaticTokenAuthenticator, TlsMaterial, TokenReviewAuthenticator, publish_ca, serve_tls,
 };
+use crate::circuits::CircuitBoard;
 use crate::config::{Config, LogFormat};
 use crate::controller::{self, Stores, WatchConfig};
+use crate::events::CircuitNotifier;
 use crate::probes::{Flavor, Prober, Target};
 use crate::status::{Counters, Probes};
 use crate::status_writer::StatusWriter;
@@ -245,6 +247,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", config.channel_listen))?;
     let channel_server = serve_tls(listener, channel.router(), &tls)?;
+    let board = channel.circuits().clone();
+    let expiry_task = tokio::spawn(board.clone().run_expiry(Duration::from_secs(1)));
     tracing::info!(addr = %channel_server.local_addr(), "data-plane channel listening (TLS)");
 
     let health = Health {
@@ -266,7 +270,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let work = match client {
         None => tokio::spawn(local_mode(config.clone(), hub, ready, metrics)),
-        Some(c) => tokio::spawn(cluster_mode(config.clone(), c, hub, store, ready, metrics)),
+        Some(c) => tokio::spawn(cluster_mode(
+            config.clone(),
+            c,
+            hub,
+            (store, board),
+            ready,
+            metrics,
+        )),
     };
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("shutting down"),
@@ -279,6 +290,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     channel_server.shutdown(Duration::from_secs(5)).await;
     http_task.abort();
+    expiry_task.abort();
     Ok(())
 }
 
@@ -334,7 +346,7 @@ async fn cluster_mode(
     config: Config,
     client: kube::Client,
     hub: SnapshotHub,
-    store: Store,
+    (store, board): (Store, CircuitBoard),
     ready: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<()> {
@@ -392,7 +404,7 @@ async fn cluster_mode(
         latest,
         leader,
         (writer, recorder),
-        store,
+        (store, board),
         Prober::new(http),
         metrics,
     ));
@@ -403,8 +415,8 @@ async fn cluster_mode(
     }
 }
 
-/// On the leader: writes status after every compile, every aggregation tick (usage) and every
-/// probe round.
+/// On the leader: writes status after every compile, every aggregation tick (usage), every
+/// probe round and every change of the merged circuit view, and publishes circuit Events.
 #[allow(clippy::too_many_arguments)]
 async fn status_loop(
     config: Config,
@@ -412,10 +424,12 @@ async fn status_loop(
     mut latest: watch::Receiver<Option<Arc<Compiled>>>,
     mut leader: watch::Receiver<bool>,
     (writer, recorder): (StatusWriter, kube::runtime::events::Recorder),
-    store: Store,
+    (store, board): (Store, CircuitBoard),
     mut prober: Prober,
     metrics: Arc<Metrics>,
 ) {
+    let mut circuits_changed = board.subscribe();
+    let mut notifier = CircuitNotifier::default();
     let mut tick =
         tokio::time::interval(Duration::from_millis(config.aggregate_interval_ms.max(500)));
     let mut counters = Counters::default();
@@ -426,6 +440,7 @@ async fn status_loop(
         tokio::select! {
             r = latest.changed() => if r.is_err() { return },
             r = leader.changed() => if r.is_err() { return },
+            r = circuits_changed.changed() => if r.is_err() { return },
             _ = tick.tick() => {}
         }
         let is_leader = *leader.borrow();
@@ -434,6 +449,8 @@ async fn status_loop(
             continue;
         };
         if !is_leader {
+            // A new term starts from what the board says then.
+            notifier.reset();
             continue;
         }
         // Usage.
@@ -453,6 +470,19 @@ async fn status_loop(
         metrics
             .aggregation_lag
             .set(last_aggregate.elapsed().as_secs_f64());
+        // Circuits: once every data plane has had the time to report (until then status keeps
+        // the circuit state it shows and no Event is raised).
+        let now = Instant::now();
+        let circuit_events = if board.is_warm(now) {
+            let merged = board.merged(now);
+            crate::circuits::apply(&mut counters, &compiled.snapshot, &merged);
+            notifier.step(
+                &merged,
+                &crate::circuits::notifying_policies(&compiled.snapshot),
+            )
+        } else {
+            Vec::new()
+        };
         // Probes that are due.
         let now = Instant::now();
         for t in probe_targets(&compiled, &stores, config.discovery_interval_s) {
@@ -468,6 +498,7 @@ async fn status_loop(
                 probes.providers.insert(target.key.clone(), result);
             }
         }
+        controller::publish_policy_events(&recorder, &stores, circuit_events).await;
         let report = controller::write_statuses(
             &writer,
             Some(&recorder),

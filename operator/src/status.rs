@@ -60,8 +60,13 @@ pub struct PolicyCounters {
     pub errors: u64,
     /// Last match.
     pub last_matched_at: Option<Timestamp>,
-    /// Circuit state of the primary target reported by data planes (`Open`, `HalfOpen`).
+    /// Circuit state of the primary target reported by data planes (`Open`, `HalfOpen`;
+    /// `None` when closed). Filled by [`crate::circuits::apply`].
     pub circuit: Option<String>,
+    /// Circuit state of every route target (`status.targets`), filled by
+    /// [`crate::circuits::apply`]. `None`: no circuit view yet (the operator just started and
+    /// not every data plane has reported), so status keeps the circuit state it shows.
+    pub targets: Option<Vec<switchyard_crds::router_policy::TargetCircuit>>,
 }
 
 /// TaskChain counters.
@@ -401,7 +406,9 @@ pub fn mux_rule(
     }
 }
 
-/// RouterPolicy status.
+/// RouterPolicy status. `state` is `CircuitOpen` or `HalfOpen` after the primary target's
+/// merged circuit (see [`crate::circuits::policy_circuits`]), and `targets` lists every route
+/// target's circuit; a disabled or broken policy routes nothing and lists none.
 pub fn router_policy(
     d: &Diagnostic,
     current: Option<&RouterPolicyStatus>,
@@ -415,10 +422,22 @@ pub fn router_policy(
         .get(&d.object.key())
         .cloned()
         .unwrap_or_default();
-    let state = if !enabled || !d.ready() {
+    let routing = enabled && d.ready();
+    let (circuit, targets) = match c.targets {
+        Some(targets) => (c.circuit.as_deref(), targets),
+        None => (
+            match current.and_then(|s| s.state) {
+                Some(PolicyState::CircuitOpen) => Some("Open"),
+                Some(PolicyState::HalfOpen) => Some("HalfOpen"),
+                _ => None,
+            },
+            current.map(|s| s.targets.clone()).unwrap_or_default(),
+        ),
+    };
+    let state = if !routing {
         PolicyState::Disabled
     } else {
-        match c.circuit.as_deref() {
+        match circuit {
             Some("Open") => PolicyState::CircuitOpen,
             Some("HalfOpen") => PolicyState::HalfOpen,
             _ => PolicyState::Active,
@@ -443,7 +462,7 @@ pub fn router_policy(
             (c.errors as f64 * 10000.0 / done as f64).round() / 100.0
         },
         last_matched_at: c.last_matched_at.map(seconds),
-        targets: current.map(|s| s.targets.clone()).unwrap_or_default(),
+        targets: if routing { targets } else { Vec::new() },
     }
 }
 

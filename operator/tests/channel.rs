@@ -6,11 +6,12 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use switchyard_crds::circuits::{CircuitStateName, MAX_CIRCUITS};
 use switchyard_crds::record::Interception;
 use switchyard_crds::snapshot::{ClientKeySnapshot, SCHEMA_VERSION, Snapshot};
 use switchyard_operator::channel::wire::Frame;
@@ -597,6 +598,149 @@ async fn an_oversized_batch_is_a_413() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Circuit reports
+// ---------------------------------------------------------------------------------------------
+
+fn circuit_report(data_plane: &str, circuits: usize, open: bool) -> Value {
+    let circuits: Vec<Value> = (0..circuits)
+        .map(|i| {
+            json!({
+                "policy": "ns/p",
+                "target": format!("provider/openai:m{i}"),
+                "state": if open && i == 0 { "Open" } else { "Closed" },
+                "failures": 6,
+                "successes": 4,
+                "errorRatePercent": 60.0,
+                "timesOpened": u64::from(open && i == 0),
+            })
+        })
+        .collect();
+    json!({
+        "dataPlane": data_plane,
+        "snapshotVersion": "v1",
+        "at": "2026-01-01T00:00:00Z",
+        "circuits": circuits,
+    })
+}
+
+impl Fixture {
+    fn post_circuits(&self, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}/v1/circuits", self.url))
+            .bearer_auth(TOKEN)
+            .header("content-type", "application/json")
+            .body(body)
+    }
+}
+
+#[tokio::test]
+async fn an_accepted_circuit_report_is_on_the_board() {
+    let f = Fixture::start().await;
+    let changed = f.channel.circuits().subscribe();
+    let body = serde_json::to_vec(&circuit_report("dp-0", 2, true)).unwrap();
+    let r = f.post_circuits(body).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let merged = f.channel.circuits().merged(Instant::now());
+    assert_eq!(merged.data_planes, 1);
+    let open = merged.get("ns/p", "provider/openai:m0").unwrap();
+    assert_eq!(open.state, CircuitStateName::Open);
+    assert_eq!((open.open_on, open.data_planes), (1, 1));
+    assert_eq!(
+        merged.get("ns/p", "provider/openai:m1").unwrap().state,
+        CircuitStateName::Closed
+    );
+    assert!(changed.has_changed().unwrap(), "the status loop is woken");
+    assert_eq!(f.channel.circuits().reports("accepted"), 1);
+
+    // The next report of the same data plane replaces it.
+    let body = serde_json::to_vec(&circuit_report("dp-0", 1, false)).unwrap();
+    let r = f.post_circuits(body).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let merged = f.channel.circuits().merged(Instant::now());
+    assert_eq!(merged.circuits.len(), 1);
+    assert_eq!(
+        merged.get("ns/p", "provider/openai:m0").unwrap().state,
+        CircuitStateName::Closed
+    );
+}
+
+#[tokio::test]
+async fn bad_circuit_reports_are_refused_with_the_channel_error_shape() {
+    let f = Fixture::start().await;
+    let cases: Vec<(Vec<u8>, u16, &str, &str)> = vec![
+        (b"{not json".to_vec(), 400, "bad_request", "circuit report"),
+        (
+            serde_json::to_vec(&json!({"dataPlane": "dp", "circuits": []})).unwrap(),
+            400,
+            "bad_request",
+            "snapshotVersion",
+        ),
+        (
+            serde_json::to_vec(&circuit_report("", 1, false)).unwrap(),
+            400,
+            "bad_request",
+            "dataPlane",
+        ),
+        (
+            serde_json::to_vec(&circuit_report("dp", MAX_CIRCUITS + 1, false)).unwrap(),
+            413,
+            "too_many_circuits",
+            "at most 4096 circuits",
+        ),
+    ];
+    for (body, status, code, says) in cases {
+        let r = f.post_circuits(body).send().await.unwrap();
+        assert_eq!(r.status(), status, "{code}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], code, "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{message}");
+    }
+    assert_eq!(f.channel.circuits().merged(Instant::now()).data_planes, 0);
+    assert_eq!(f.channel.circuits().reports("invalid"), 3);
+    assert_eq!(f.channel.circuits().reports("too_large"), 1);
+}
+
+#[tokio::test]
+async fn an_oversized_circuit_report_is_a_413() {
+    let f = Fixture::start_with(
+        Arc::new(StaticTokenAuthenticator::new(TOKEN)),
+        ChannelOptions {
+            max_circuits_bytes: 1024,
+            ..ChannelOptions::default()
+        },
+    )
+    .await;
+    let body = serde_json::to_vec(&circuit_report("dp", 20, false)).unwrap();
+    assert!(body.len() > 1024);
+    let r = f.post_circuits(body).send().await.unwrap();
+    assert_eq!(r.status(), 413);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_large");
+    assert_eq!(f.channel.circuits().merged(Instant::now()).data_planes, 0);
+}
+
+#[tokio::test]
+async fn circuit_metrics_count_circuits_by_state() {
+    let f = Fixture::start().await;
+    let mut registry = prometheus_client::registry::Registry::default();
+    f.channel.register_metrics(&mut registry);
+    let body = serde_json::to_vec(&circuit_report("dp-0", 3, true)).unwrap();
+    assert_eq!(f.post_circuits(body).send().await.unwrap().status(), 204);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    for line in [
+        r#"switchyard_operator_circuits{state="Open"} 1"#,
+        r#"switchyard_operator_circuits{state="Closed"} 2"#,
+        r#"switchyard_operator_circuits{state="HalfOpen"} 0"#,
+        "switchyard_operator_circuit_dataplanes 1",
+        r#"switchyard_operator_circuit_reports_total{result="accepted"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from\n{text}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Authentication and authorization
 // ---------------------------------------------------------------------------------------------
 
@@ -608,6 +752,7 @@ async fn every_route_answers_401_without_a_token_or_with_a_bad_one() {
         ("GET", "/v1/snapshots/stream"),
         ("GET", "/v1/snapshot"),
         ("POST", "/v1/records"),
+        ("POST", "/v1/circuits"),
     ];
     for (method, path) in routes {
         let url = format!("{}{path}", f.url);
@@ -631,8 +776,9 @@ async fn every_route_answers_401_without_a_token_or_with_a_bad_one() {
             assert!(!body.to_string().contains(TOKEN));
         }
     }
-    assert_eq!(f.channel.metrics().refused("unauthenticated"), 12);
+    assert_eq!(f.channel.metrics().refused("unauthenticated"), 16);
     assert!(f.sink.calls.load(Ordering::SeqCst) == 0);
+    assert_eq!(f.channel.circuits().merged(Instant::now()).data_planes, 0);
     // Unknown paths are 404 whatever the credentials.
     let r = f
         .client

@@ -18,6 +18,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::future::BoxFuture;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
+use switchyard_crds::circuits::{CircuitReport, ReportError};
 use switchyard_crds::record::Interception;
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
@@ -29,9 +30,10 @@ use super::tracking::{
     StreamGuard,
 };
 use super::wire::{
-    FrameRef, HAVE_HEADER, INSTANCE_HEADER, NDJSON, RECORDS_PATH, SNAPSHOT_PATH, STREAM_PATH,
-    VERSION_HEADER,
+    CIRCUITS_PATH, FrameRef, HAVE_HEADER, INSTANCE_HEADER, NDJSON, RECORDS_PATH, SNAPSHOT_PATH,
+    STREAM_PATH, VERSION_HEADER,
 };
+use crate::circuits::CircuitBoard;
 
 /// What the record store reports for one batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +60,10 @@ pub struct ChannelOptions {
     pub max_wait: Duration,
     /// Largest record batch body.
     pub max_records_bytes: usize,
+    /// Largest circuit report body.
+    pub max_circuits_bytes: usize,
+    /// How long a data plane's circuit report counts after it was received.
+    pub circuit_ttl: Duration,
 }
 
 impl Default for ChannelOptions {
@@ -66,6 +72,8 @@ impl Default for ChannelOptions {
             heartbeat: Duration::from_secs(15),
             max_wait: Duration::from_secs(60),
             max_records_bytes: 16 << 20,
+            max_circuits_bytes: 4 << 20,
+            circuit_ttl: Duration::from_secs(switchyard_crds::circuits::REPORT_TTL_SECS),
         }
     }
 }
@@ -88,6 +96,7 @@ struct Inner {
     options: ChannelOptions,
     planes: Arc<DataPlanes>,
     metrics: ChannelMetrics,
+    circuits: CircuitBoard,
 }
 
 /// The operator side of the channel: build it once, serve [`Channel::router`] on its own TLS
@@ -115,6 +124,7 @@ impl Channel {
         options: ChannelOptions,
     ) -> Self {
         let poll_ttl = options.max_wait + Duration::from_secs(30);
+        let circuits = CircuitBoard::new(options.circuit_ttl);
         Self {
             inner: Arc::new(Inner {
                 hub,
@@ -123,6 +133,7 @@ impl Channel {
                 options,
                 planes: Arc::new(DataPlanes::new(poll_ttl)),
                 metrics: ChannelMetrics::default(),
+                circuits,
             }),
         }
     }
@@ -137,6 +148,11 @@ impl Channel {
         self.inner.planes.list()
     }
 
+    /// The circuit reports received (`POST /v1/circuits`).
+    pub fn circuits(&self) -> &CircuitBoard {
+        &self.inner.circuits
+    }
+
     /// The channel counters.
     pub fn metrics(&self) -> &ChannelMetrics {
         &self.inner.metrics
@@ -146,19 +162,23 @@ impl Channel {
     /// `switchyard_operator_dataplanes_by_version{version}`,
     /// `switchyard_operator_snapshots_sent_total`,
     /// `switchyard_operator_records_received_total{result}`,
-    /// `switchyard_operator_record_ingest_failures_total` and
-    /// `switchyard_operator_channel_refused_total{reason}`.
+    /// `switchyard_operator_record_ingest_failures_total`,
+    /// `switchyard_operator_channel_refused_total{reason}` and the circuit board's metrics
+    /// (see [`CircuitBoard::register_metrics`]).
     pub fn register_metrics(&self, registry: &mut Registry) {
         tracking::register(&self.inner.metrics, self.inner.planes.clone(), registry);
+        self.inner.circuits.register_metrics(registry);
     }
 
-    /// The routes: `GET /v1/snapshots/stream`, `GET /v1/snapshot`, `POST /v1/records`, each
-    /// requiring `Authorization: Bearer <token>`. Other paths answer 404.
+    /// The routes: `GET /v1/snapshots/stream`, `GET /v1/snapshot`, `POST /v1/records`,
+    /// `POST /v1/circuits`, each requiring `Authorization: Bearer <token>`. Other paths answer
+    /// 404.
     pub fn router(&self) -> Router {
         Router::new()
             .route(STREAM_PATH, get(stream))
             .route(SNAPSHOT_PATH, get(long_poll))
             .route(RECORDS_PATH, post(records))
+            .route(CIRCUITS_PATH, post(circuits))
             .route_layer(middleware::from_fn_with_state(self.clone(), authenticate))
             .with_state(self.clone())
     }
@@ -533,4 +553,66 @@ async fn records(
             r
         }
     }
+}
+
+async fn circuits(
+    State(ch): State<Channel>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    body: Body,
+) -> Response {
+    let board = &ch.inner.circuits;
+    let limit = ch.inner.options.max_circuits_bytes;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(e) if too_large(&e) => {
+            board.count("too_large");
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("circuit reports are limited to {limit} bytes"),
+            );
+        }
+        Err(e) => {
+            board.count("invalid");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!("could not read the body: {e}"),
+            );
+        }
+    };
+    let report: CircuitReport = match serde_json::from_slice(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            board.count("invalid");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                format!(
+                    "the body must be a circuit report {{dataPlane, snapshotVersion, at, circuits: [...]}}: {e}"
+                ),
+            );
+        }
+    };
+    if let Err(e) = report.validate() {
+        let (status, code, result) = match e {
+            ReportError::TooManyCircuits(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_many_circuits",
+                "too_large",
+            ),
+            ReportError::DataPlaneName => (StatusCode::BAD_REQUEST, "bad_request", "invalid"),
+        };
+        board.count(result);
+        return error(status, code, e.to_string());
+    }
+    board.count("accepted");
+    tracing::debug!(
+        identity = %caller.identity.username,
+        data_plane = %report.data_plane,
+        circuits = report.circuits.len(),
+        "circuit report received"
+    );
+    board.record(report, std::time::Instant::now());
+    StatusCode::NO_CONTENT.into_response()
 }

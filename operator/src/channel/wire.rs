@@ -9,6 +9,8 @@ pub const STREAM_PATH: &str = "/v1/snapshots/stream";
 pub const SNAPSHOT_PATH: &str = "/v1/snapshot";
 /// Record ingestion.
 pub const RECORDS_PATH: &str = "/v1/records";
+/// Circuit reports.
+pub const CIRCUITS_PATH: &str = switchyard_crds::circuits::REPORT_PATH;
 /// Request header: the snapshot version the data plane serves (omitted before its first).
 pub const HAVE_HEADER: &str = "x-switchyard-have";
 /// Request header: the data plane instance (its pod name), for the connected list.

@@ -182,6 +182,7 @@ fn counters_reach_status() {
             errors: 1,
             last_matched_at: None,
             circuit: Some("Open".into()),
+            targets: Some(Vec::new()),
         },
     );
     let d = c.diagnostic(Kind::MuxRule, "ns", "good").unwrap();
@@ -196,6 +197,81 @@ fn counters_reach_status() {
     assert_eq!(p.route.as_deref(), Some("provider/openai"));
     let off = router_policy(d, None, false, &counters, t("2026-01-01T00:00:00Z"));
     assert_eq!(off.state, Some(PolicyState::Disabled));
+}
+
+#[test]
+fn circuits_reach_router_policy_status() {
+    use std::time::Instant;
+
+    use switchyard_crds::circuits::{CircuitEntry, CircuitReport, CircuitStateName};
+    use switchyard_crds::router_policy::TargetCircuit;
+
+    use crate::circuits::{CircuitBoard, apply};
+
+    let c = compiled();
+    let d = c.diagnostic(Kind::RouterPolicy, "ns", "p").unwrap();
+    let now = t("2026-01-01T00:00:00Z");
+    let board = CircuitBoard::default();
+    let at = Instant::now();
+    let open = |state| CircuitReport {
+        data_plane: "dp-a".into(),
+        snapshot_version: c.snapshot.version.clone(),
+        at: now,
+        circuits: vec![CircuitEntry {
+            policy: "ns/p".into(),
+            target: "provider/openai:gpt-4o".into(),
+            state,
+            failures: 6,
+            successes: 4,
+            error_rate_percent: 60.0,
+            opened_at: Some(now),
+            times_opened: 1,
+        }],
+    };
+    let status_with = |board: &CircuitBoard, current: Option<&RouterPolicyStatus>| {
+        let mut counters = Counters::default();
+        apply(&mut counters, &c.snapshot, &board.merged(at));
+        router_policy(d, current, true, &counters, now)
+    };
+
+    // Nothing reported: every target is listed Closed, the policy Active.
+    let quiet = status_with(&board, None);
+    assert_eq!(quiet.state, Some(PolicyState::Active));
+    assert_eq!(
+        quiet.targets,
+        [TargetCircuit {
+            target: "provider/openai".into(),
+            state: "Closed".into()
+        }]
+    );
+
+    // The route's target has no model: its circuits are per requested model.
+    board.record(open(CircuitStateName::Open), at);
+    let s = status_with(&board, Some(&quiet));
+    assert_eq!(s.state, Some(PolicyState::CircuitOpen));
+    assert_eq!(s.targets[0].state, "Open");
+    assert_eq!(
+        status_with(&board, Some(&s)),
+        s,
+        "recomputing changes nothing"
+    );
+
+    board.record(open(CircuitStateName::HalfOpen), at);
+    let half = status_with(&board, Some(&s));
+    assert_eq!(half.state, Some(PolicyState::HalfOpen));
+    assert_eq!(half.targets[0].state, "HalfOpen");
+
+    // No circuit view yet (operator warming up): status keeps what it shows.
+    let kept = router_policy(d, Some(&s), true, &Counters::default(), now);
+    assert_eq!((kept.state, &kept.targets), (s.state, &s.targets));
+    // A disabled policy routes nothing: no targets.
+    let mut counters = Counters::default();
+    apply(&mut counters, &c.snapshot, &board.merged(at));
+    let off = router_policy(d, Some(&s), false, &counters, now);
+    assert_eq!(
+        (off.state, off.targets.len()),
+        (Some(PolicyState::Disabled), 0)
+    );
 }
 
 #[test]
