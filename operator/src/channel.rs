@@ -29,6 +29,7 @@
 //!   batch and retries; the store deduplicates by interception id).
 
 mod auth;
+mod authz;
 mod hub;
 mod server;
 mod tls;
@@ -39,6 +40,7 @@ pub use auth::{
     AllowList, AuthError, Authenticator, Identity, StaticTokenAuthenticator,
     TokenReviewAuthenticator,
 };
+pub use authz::{Action, AllowAll, Authorizer, SubjectAccessReviewAuthorizer};
 pub use hub::{SnapshotHub, Subscription};
 pub use server::{Channel, ChannelOptions, IngestReport, RecordSink, RemoteAddr};
 pub use tls::{CA_KEY, ChannelServer, FIELD_MANAGER, TlsError, TlsMaterial, publish_ca, serve_tls};
