@@ -110,6 +110,16 @@ impl Access<'_> {
         if self.allowed(&action).await? {
             return Ok(Scope::All);
         }
+        Ok(Scope::Only(self.namespaces(&action, candidates).await?))
+    }
+
+    /// The namespaces among `candidates` where the caller may perform `action` (a
+    /// cluster-scope action, asked per namespace).
+    async fn namespaces(
+        &self,
+        action: &Action,
+        candidates: impl IntoIterator<Item = String>,
+    ) -> Result<BTreeSet<String>, ApiError> {
         let candidates: BTreeSet<String> = candidates.into_iter().collect();
         let mut allowed = BTreeSet::new();
         for ns in candidates {
@@ -120,7 +130,7 @@ impl Access<'_> {
                 allowed.insert(ns);
             }
         }
-        Ok(Scope::Only(allowed))
+        Ok(allowed)
     }
 
     /// Restricts a record filter to what the caller may see: a `workspace` filter must be
@@ -147,24 +157,26 @@ impl Access<'_> {
                 )
                 .await;
         }
+        let action = Action::switchyard("get", "workspaces");
+        if self.allowed(&action).await? {
+            return Ok(());
+        }
+        // Only callers without cluster scope pay for listing the workspaces with records.
         let known = store.distinct_workspaces(&Filter::default()).await?;
-        let scope = self
-            .scope(
-                "get",
-                "workspaces",
+        let namespaces = self
+            .namespaces(
+                &action,
                 known
                     .iter()
                     .filter_map(|k| split_key(k).map(|(ns, _)| ns.to_owned())),
             )
             .await?;
-        if let Scope::Only(namespaces) = scope {
-            filter.allowed_workspaces = Some(
-                known
-                    .into_iter()
-                    .filter(|k| split_key(k).is_some_and(|(ns, _)| namespaces.contains(ns)))
-                    .collect(),
-            );
-        }
+        filter.allowed_workspaces = Some(
+            known
+                .into_iter()
+                .filter(|k| split_key(k).is_some_and(|(ns, _)| namespaces.contains(ns)))
+                .collect(),
+        );
         Ok(())
     }
 }

@@ -140,7 +140,10 @@ impl From<AuthError> for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::InvalidPage(why) => ApiError::invalid(page_param(&why), why),
+            // The facade checks pages before asking the store; this is the backstop.
+            StoreError::InvalidPage(why) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "invalid_parameter", why)
+            }
             StoreError::UnknownCursor(c) => ApiError::invalid(
                 "after_id",
                 format!("invalid pagination cursor {c:?}: no such item matches the filter"),
@@ -150,17 +153,6 @@ impl From<StoreError> for ApiError {
                 ApiError::unavailable("the record store failed; see the operator log")
             }
         }
-    }
-}
-
-/// The parameter a store page error is about.
-fn page_param(message: &str) -> &'static str {
-    if message.starts_with("limit") {
-        "limit"
-    } else if message.contains("before_id") {
-        "before_id"
-    } else {
-        "offset"
     }
 }
 
@@ -190,10 +182,7 @@ mod tests {
     #[test]
     fn store_errors_map_to_400_or_503() {
         let e: ApiError = StoreError::InvalidPage("limit must be in 1..=1000, got 0".into()).into();
-        assert_eq!(
-            (e.status(), e.param.as_deref()),
-            (StatusCode::BAD_REQUEST, Some("limit"))
-        );
+        assert_eq!((e.status(), e.param), (StatusCode::BAD_REQUEST, None));
         let e: ApiError = StoreError::UnknownCursor("x".into()).into();
         assert_eq!(e.status(), StatusCode::BAD_REQUEST);
         let e: ApiError = StoreError::Decode("bad".into()).into();

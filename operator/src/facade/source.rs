@@ -2,6 +2,7 @@
 //! folder in local mode ([`SharedObjects`], refreshed by the local loop with the status the
 //! operator computes there), or fixed objects in tests.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -62,11 +63,21 @@ impl Objects {
         probes: &Probes,
         now: Timestamp,
     ) -> Self {
-        let diagnostic = |kind: Kind, ns: &str, name: &str| {
-            compiled.diagnostics.iter().find(|d| {
-                d.object.kind == kind && d.object.namespace == ns && d.object.name == name
+        let by_key: HashMap<(Kind, &str, &str), &Diagnostic> = compiled
+            .diagnostics
+            .iter()
+            .map(|d| {
+                (
+                    (
+                        d.object.kind,
+                        d.object.namespace.as_str(),
+                        d.object.name.as_str(),
+                    ),
+                    d,
+                )
             })
-        };
+            .collect();
+        let diagnostic = |kind: Kind, ns: &str, name: &str| by_key.get(&(kind, ns, name)).copied();
         fn each<'c, K: Clone + ResourceExt>(
             items: &[Arc<K>],
             find: impl Fn(&str, &str) -> Option<&'c Diagnostic>,
