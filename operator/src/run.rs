@@ -348,13 +348,25 @@ async fn start_facade(
                 Arc::new(TokenReviewAuthenticator::any_user(c.clone())),
                 Arc::new(SubjectAccessReviewAuthorizer::new(c.clone())),
             ),
-            (None, Some(f)) => (
-                Arc::new(
-                    StaticTokenAuthenticator::from_file(f)
-                        .with_context(|| format!("reading {}", f.display()))?,
-                ),
-                Arc::new(AllowAll),
-            ),
+            (None, Some(f)) => {
+                let read = |p: &std::path::Path| {
+                    std::fs::read_to_string(p).map(|t| t.trim().to_owned()).ok()
+                };
+                let admin = read(f);
+                if admin.is_some() && config.local_token_file.as_deref().and_then(read) == admin {
+                    anyhow::bail!(
+                        "--facade-token-file holds the data planes' token: use another token, \
+                         or every data plane could read the records"
+                    );
+                }
+                (
+                    Arc::new(
+                        StaticTokenAuthenticator::from_file(f)
+                            .with_context(|| format!("reading {}", f.display()))?,
+                    ),
+                    Arc::new(AllowAll),
+                )
+            }
             (None, None) => {
                 tracing::warn!("local mode without --facade-token-file: the REST facade is off");
                 return Ok(None);
