@@ -91,6 +91,37 @@ async fn wait_ready(client: &reqwest::Client, url: &str, what: &str, log: &Path)
     }
 }
 
+/// Starts a data plane on `gw_port` following the operator's channel on `op_channel` (token
+/// `d/token`, CA `d/ca.crt`) and waits until it is ready; returns it, its URL and its log.
+async fn data_plane(
+    client: &reqwest::Client,
+    d: &Path,
+    op_channel: u16,
+    gw_port: u16,
+) -> (Proc, String, std::path::PathBuf) {
+    let gw = format!("http://127.0.0.1:{gw_port}");
+    let dp_log = d.join("dataplane.log");
+    let proc = spawn(
+        env!("CARGO_BIN_EXE_run-dataplane"),
+        "dataplane",
+        &[
+            "--listen".into(),
+            format!("127.0.0.1:{gw_port}"),
+            "--operator".into(),
+            format!("https://127.0.0.1:{op_channel}"),
+            "--operator-token-file".into(),
+            d.join("token").display().to_string(),
+            "--operator-ca-file".into(),
+            d.join("ca.crt").display().to_string(),
+            "--spool-dir".into(),
+            d.join("spool").display().to_string(),
+        ],
+        &dp_log,
+    );
+    wait_ready(client, &format!("{gw}/readyz"), "data plane", &dp_log).await;
+    (proc, gw, dp_log)
+}
+
 fn manifests(mock: SocketAddr, model: &str) -> String {
     format!(
         r#"
@@ -182,26 +213,7 @@ async fn operator_and_data_plane_as_processes() {
     )
     .await;
 
-    let gw = format!("http://127.0.0.1:{gw_port}");
-    let dp_log = d.join("dataplane.log");
-    let _dataplane = spawn(
-        env!("CARGO_BIN_EXE_run-dataplane"),
-        "dataplane",
-        &[
-            "--listen".into(),
-            format!("127.0.0.1:{gw_port}"),
-            "--operator".into(),
-            format!("https://127.0.0.1:{op_channel}"),
-            "--operator-token-file".into(),
-            d.join("token").display().to_string(),
-            "--operator-ca-file".into(),
-            d.join("ca.crt").display().to_string(),
-            "--spool-dir".into(),
-            d.join("spool").display().to_string(),
-        ],
-        &dp_log,
-    );
-    wait_ready(&client, &format!("{gw}/readyz"), "data plane", &dp_log).await;
+    let (_dataplane, gw, dp_log) = data_plane(&client, d, op_channel, gw_port).await;
     let mut requests = 0usize;
     assert_eq!(chat(&client, &gw).await, "demo-fast");
     requests += 1;
@@ -521,26 +533,7 @@ async fn facade_reports_what_the_data_plane_did() {
         &op_log,
     )
     .await;
-    let gw = format!("http://127.0.0.1:{gw_port}");
-    let dp_log = d.join("dataplane.log");
-    let _dataplane = spawn(
-        env!("CARGO_BIN_EXE_run-dataplane"),
-        "dataplane",
-        &[
-            "--listen".into(),
-            format!("127.0.0.1:{gw_port}"),
-            "--operator".into(),
-            format!("https://127.0.0.1:{op_channel}"),
-            "--operator-token-file".into(),
-            d.join("token").display().to_string(),
-            "--operator-ca-file".into(),
-            d.join("ca.crt").display().to_string(),
-            "--spool-dir".into(),
-            d.join("spool").display().to_string(),
-        ],
-        &dp_log,
-    );
-    wait_ready(&client, &format!("{gw}/readyz"), "data plane", &dp_log).await;
+    let (_dataplane, gw, _) = data_plane(&client, d, op_channel, gw_port).await;
 
     // The facade: TLS with the operator's CA, the static admin token of local mode.
     let ca = std::fs::read(d.join("ca.crt")).unwrap();

@@ -240,17 +240,7 @@ impl From<&Interception> for InterceptionView {
                 estimated: r.usage_estimated,
                 created_at: r.ended_at,
             }],
-            tool_usages: r
-                .tool_usages
-                .iter()
-                .map(|t| ToolUsageView {
-                    interception_id: r.id,
-                    id: t.id.clone(),
-                    tool: t.name.clone(),
-                    injected: false,
-                    created_at: r.ended_at,
-                })
-                .collect(),
+            tool_usages: tool_usages(r),
             user_prompts: r
                 .user_prompt
                 .iter()
@@ -288,6 +278,20 @@ impl From<&Interception> for InterceptionView {
             snapshot_version: r.snapshot_version.clone(),
         }
     }
+}
+
+/// The tool calls of an interception.
+pub(crate) fn tool_usages(r: &Interception) -> Vec<ToolUsageView> {
+    r.tool_usages
+        .iter()
+        .map(|t| ToolUsageView {
+            interception_id: r.id,
+            id: t.id.clone(),
+            tool: t.name.clone(),
+            injected: false,
+            created_at: r.ended_at,
+        })
+        .collect()
 }
 
 pub(crate) fn alert_view(a: &switchyard_crds::record::Alert) -> AlertView {

@@ -18,7 +18,7 @@ use crate::store::{
 
 use super::Facade;
 use super::error::ApiError;
-use super::interceptions::{ToolUsageView, outcome_name, visible_filter};
+use super::interceptions::{ToolUsageView, outcome_name, tool_usages, visible_filter};
 use super::query::{DEFAULT_LIMIT, FILTER_KEYS, Params};
 
 /// Query parameters of the session listing.
@@ -265,17 +265,7 @@ fn action(r: &switchyard_crds::record::Interception) -> ActionView {
             .clone()
             .unwrap_or_else(|| r.model_requested.clone()),
         outcome: outcome_name(r.outcome),
-        tool_calls: r
-            .tool_usages
-            .iter()
-            .map(|t| ToolUsageView {
-                interception_id: r.id,
-                id: t.id.clone(),
-                tool: t.name.clone(),
-                injected: false,
-                created_at: r.ended_at,
-            })
-            .collect(),
+        tool_calls: tool_usages(r),
         token_usage: TokenUsageSummary::of(&r.usage, r.cost.input + r.cost.output),
     }
 }
