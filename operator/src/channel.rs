@@ -35,6 +35,7 @@
 //!   (`too_large`) or more than `MAX_CIRCUITS` entries (`too_many_circuits`).
 
 mod auth;
+mod authz;
 mod hub;
 mod server;
 mod tls;
@@ -45,6 +46,7 @@ pub use auth::{
     AllowList, AuthError, Authenticator, Identity, StaticTokenAuthenticator,
     TokenReviewAuthenticator,
 };
+pub use authz::{Action, AllowAll, Authorizer, SubjectAccessReviewAuthorizer};
 pub use hub::{SnapshotHub, Subscription};
 pub use server::{Channel, ChannelOptions, IngestReport, RecordSink, RemoteAddr};
 pub use tls::{CA_KEY, ChannelServer, FIELD_MANAGER, TlsError, TlsMaterial, publish_ca, serve_tls};

@@ -77,6 +77,14 @@ pub struct Config {
     /// Local mode: file holding the token data planes present (a static token).
     #[arg(long, env = "SWITCHYARD_LOCAL_TOKEN_FILE")]
     pub local_token_file: Option<PathBuf>,
+    /// Address of the admin REST facade (`/api/v1`; TLS with the channel's certificate).
+    #[arg(long, env = "SWITCHYARD_FACADE_LISTEN", default_value = "0.0.0.0:8444")]
+    pub facade_listen: SocketAddr,
+    /// Local mode only: file holding the facade's static admin token (full access). Without
+    /// it, local mode serves no facade. In a cluster the facade takes Kubernetes bearer tokens
+    /// (TokenReview) and authorizes with SubjectAccessReview; this flag is refused there.
+    #[arg(long, env = "SWITCHYARD_FACADE_TOKEN_FILE")]
+    pub facade_token_file: Option<PathBuf>,
     /// Name of the coordination.k8s.io Lease for leader election.
     #[arg(
         long,

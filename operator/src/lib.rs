@@ -7,6 +7,7 @@ pub mod circuits;
 pub mod config;
 pub mod controller;
 pub mod events;
+pub mod facade;
 pub mod probes;
 pub mod run;
 pub mod status;

@@ -24,13 +24,16 @@ use switchyard_crds::record::Interception;
 use tokio::sync::watch;
 
 use crate::channel::{
-    AllowList, Authenticator, Channel, ChannelOptions, IngestReport, RecordSink, SnapshotHub,
-    StaticTokenAuthenticator, TlsMaterial, TokenReviewAuthenticator, publish_ca, serve_tls,
+    AllowAll, AllowList, Authenticator, Authorizer, Channel, ChannelOptions, ChannelServer,
+    IngestReport, RecordSink, SnapshotHub, StaticTokenAuthenticator, SubjectAccessReviewAuthorizer,
+    TlsMaterial, TokenReviewAuthenticator, publish_ca, serve_tls,
 };
 use crate::circuits::CircuitBoard;
 use crate::config::{Config, LogFormat};
 use crate::controller::{self, Stores, WatchConfig};
 use crate::events::CircuitNotifier;
+use crate::facade::Facade;
+use crate::facade::source::{Objects, SharedObjects, ViewSource};
 use crate::probes::{Flavor, Prober, Target};
 use crate::status::{Counters, Probes};
 use crate::status_writer::StatusWriter;
@@ -201,6 +204,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         None
     };
 
+    if client.is_some() && config.facade_token_file.is_some() {
+        anyhow::bail!(
+            "--facade-token-file is for local mode only: in a cluster the facade takes \
+             Kubernetes bearer tokens"
+        );
+    }
+
     // Channel: authentication and TLS.
     let auth: Arc<dyn Authenticator> = match (&client, &config.local_token_file) {
         (_, Some(f)) => Arc::new(
@@ -268,35 +278,122 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let _ = axum::serve(http, app).await;
     });
 
-    let work = match client {
-        None => tokio::spawn(local_mode(config.clone(), hub, ready, metrics)),
-        Some(c) => tokio::spawn(cluster_mode(
-            config.clone(),
-            c,
-            hub,
-            (store, board),
-            ready,
-            metrics,
-        )),
+    // Where the facade's object views come from, and the mode's work.
+    let (source, work): (Arc<dyn ViewSource>, _) = match &client {
+        None => {
+            let objects = Arc::new(SharedObjects::default());
+            let work = tokio::spawn(local_mode(
+                config.clone(),
+                hub.clone(),
+                store.clone(),
+                objects.clone(),
+                ready,
+                metrics,
+            ));
+            (objects, work)
+        }
+        Some(c) => {
+            let watches = controller::start_watches(
+                c,
+                &WatchConfig {
+                    namespace: config.namespace.clone(),
+                    secret_selector: config.secret_label_selector.clone(),
+                },
+            );
+            let stores = watches.0.clone();
+            let work = tokio::spawn(cluster_mode(
+                config.clone(),
+                c.clone(),
+                watches,
+                hub.clone(),
+                (store.clone(), board),
+                ready,
+                metrics,
+            ));
+            (Arc::new(stores), work)
+        }
+    };
+    let facade_server = start_facade(&config, client.as_ref(), store, source, hub, &tls).await?;
+
+    let stop = |grace| async move {
+        if let Some(f) = facade_server {
+            f.shutdown(grace).await;
+        }
+        channel_server.shutdown(grace).await;
     };
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("shutting down"),
         r = work => {
             if let Ok(Err(e)) = r {
-                channel_server.shutdown(Duration::from_secs(1)).await;
+                stop(Duration::from_secs(1)).await;
                 return Err(e);
             }
         }
     }
-    channel_server.shutdown(Duration::from_secs(5)).await;
+    stop(Duration::from_secs(5)).await;
     http_task.abort();
     expiry_task.abort();
     Ok(())
 }
 
+/// Serves the REST facade on `--facade-listen` (TLS, the channel's certificate): in a cluster
+/// with TokenReview and SubjectAccessReview, in local mode with the static admin token (and
+/// not at all without one).
+async fn start_facade(
+    config: &Config,
+    client: Option<&kube::Client>,
+    store: Store,
+    source: Arc<dyn ViewSource>,
+    hub: SnapshotHub,
+    tls: &TlsMaterial,
+) -> anyhow::Result<Option<ChannelServer>> {
+    let (authn, authz): (Arc<dyn Authenticator>, Arc<dyn Authorizer>) =
+        match (client, &config.facade_token_file) {
+            (Some(c), _) => (
+                Arc::new(TokenReviewAuthenticator::any_user(c.clone())),
+                Arc::new(SubjectAccessReviewAuthorizer::new(c.clone())),
+            ),
+            (None, Some(f)) => {
+                let read = |p: &std::path::Path| {
+                    std::fs::read_to_string(p).map(|t| t.trim().to_owned()).ok()
+                };
+                let admin = read(f);
+                if admin.is_some() && config.local_token_file.as_deref().and_then(read) == admin {
+                    anyhow::bail!(
+                        "--facade-token-file holds the data planes' token: use another token, \
+                         or every data plane could read the records"
+                    );
+                }
+                (
+                    Arc::new(
+                        StaticTokenAuthenticator::from_file(f)
+                            .with_context(|| format!("reading {}", f.display()))?,
+                    ),
+                    Arc::new(AllowAll),
+                )
+            }
+            (None, None) => {
+                tracing::warn!("local mode without --facade-token-file: the REST facade is off");
+                return Ok(None);
+            }
+        };
+    let facade = Arc::new(Facade::new(store, source, hub, authn, authz));
+    let listener = tokio::net::TcpListener::bind(config.facade_listen)
+        .await
+        .with_context(|| format!("binding {}", config.facade_listen))?;
+    let server = serve_tls(listener, facade.router(), tls)?;
+    tracing::info!(addr = %server.local_addr(), "REST facade listening (TLS) on /api/v1");
+    Ok(Some(server))
+}
+
+/// Local mode: watches the folder, compiles and publishes on every change, and keeps the
+/// facade's objects up to date with the status the operator computes for them (refreshed with
+/// the usage counters every `--aggregate-interval-ms`).
 async fn local_mode(
     config: Config,
     hub: SnapshotHub,
+    store: Store,
+    objects: Arc<SharedObjects>,
     ready: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<()> {
@@ -304,7 +401,11 @@ async fn local_mode(
         return Ok(());
     };
     let interval = Duration::from_millis(config.watch_interval_ms.max(10));
+    let aggregate_every = Duration::from_millis(config.aggregate_interval_ms.max(500));
     let mut last = None;
+    // The objects as loaded with their last computed status, and the compile they came from.
+    let mut shown: Option<(Objects, Arc<Compiled>)> = None;
+    let mut next_aggregate = Instant::now();
     loop {
         let files = switchyard_crds::manifest::files(&dir).unwrap_or_default();
         let fp: Vec<_> = files
@@ -331,6 +432,8 @@ async fn local_mode(
                         metrics.published(&compiled.snapshot.version);
                         tracing::info!(version = %compiled.snapshot.version, "snapshot published");
                     }
+                    shown = Some((Objects::from_inventory(&inventory), Arc::new(compiled)));
+                    next_aggregate = Instant::now();
                     ready.store(true, Ordering::Release);
                 }
                 Err(e) => {
@@ -338,25 +441,50 @@ async fn local_mode(
                 }
             }
         }
+        if let Some((current, compiled)) = &mut shown
+            && Instant::now() >= next_aggregate
+        {
+            next_aggregate = Instant::now() + aggregate_every;
+            let workspaces: Vec<String> = compiled
+                .diagnostics
+                .iter()
+                .filter(|d| d.object.kind == Kind::Workspace)
+                .map(|d| d.object.key())
+                .collect();
+            let counters = match crate::aggregate::counters(&store, &workspaces).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "usage aggregation failed");
+                    Counters::default()
+                }
+            };
+            *current = current.with_status(
+                compiled,
+                &counters,
+                &Probes::default(),
+                jiff::Timestamp::now(),
+            );
+            objects.set(current.clone());
+        }
         tokio::time::sleep(interval).await;
     }
 }
 
+type Watches = (
+    Stores,
+    Vec<tokio::task::JoinHandle<()>>,
+    tokio::sync::mpsc::Receiver<()>,
+);
+
 async fn cluster_mode(
     config: Config,
     client: kube::Client,
+    (stores, _watch_tasks, changed): Watches,
     hub: SnapshotHub,
     (store, board): (Store, CircuitBoard),
     ready: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<()> {
-    let (stores, _watch_tasks, changed) = controller::start_watches(
-        &client,
-        &WatchConfig {
-            namespace: config.namespace.clone(),
-            secret_selector: config.secret_label_selector.clone(),
-        },
-    );
     // Leader election: every replica watches, compiles and serves snapshots; only the lease
     // holder writes status. If the lease task dies, the process exits (and restarts).
     let lease = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), &config.lease_name)

@@ -1,5 +1,6 @@
 //! The operator side of the data-plane channel: snapshot stream, long-poll, record ingestion,
-//! authentication (static token and TokenReview against a mocked API server), TLS.
+//! authentication (static token and TokenReview against a mocked API server), authorization
+//! (SubjectAccessReview against a mocked API server), TLS.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,9 +17,9 @@ use switchyard_crds::record::Interception;
 use switchyard_crds::snapshot::{ClientKeySnapshot, SCHEMA_VERSION, Snapshot};
 use switchyard_operator::channel::wire::Frame;
 use switchyard_operator::channel::{
-    AllowList, Authenticator, Channel, ChannelOptions, ChannelServer, FollowMode, IngestReport,
-    RecordSink, SnapshotHub, StaticTokenAuthenticator, TlsMaterial, TokenReviewAuthenticator,
-    publish_ca, serve_tls,
+    Action, AllowList, Authenticator, Authorizer, Channel, ChannelOptions, ChannelServer,
+    FollowMode, Identity, IngestReport, RecordSink, SnapshotHub, StaticTokenAuthenticator,
+    SubjectAccessReviewAuthorizer, TlsMaterial, TokenReviewAuthenticator, publish_ca, serve_tls,
 };
 
 const TOKEN: &str = "local-test-token";
@@ -963,6 +964,149 @@ async fn token_review_decides_401_403_and_200_over_http() {
     // Forbidden callers are cached too (the decision is on the cached identity).
     assert_eq!(status_with("intruder-token").await.0, 403);
     assert_eq!(seen.lock().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn token_review_for_any_user_skips_the_allow_list() {
+    let (client, _) = mock_api_server(BTreeMap::from([("admin-token", Some("kubernetes-admin"))]));
+    let auth = TokenReviewAuthenticator::any_user(client);
+    let id = auth.authenticate("admin-token").await.unwrap();
+    assert_eq!(id.username, "kubernetes-admin");
+    assert!(matches!(
+        auth.authenticate("forged").await,
+        Err(switchyard_operator::channel::AuthError::Unauthenticated(_))
+    ));
+}
+
+/// A mocked API server answering SubjectAccessReviews: allowed when `rule` says so for the
+/// request's spec. Returns the client and the review bodies seen.
+fn mock_sar_server(
+    rule: impl Fn(&Value) -> bool + Send + 'static,
+) -> (kube::Client, Arc<Mutex<Vec<Value>>>) {
+    let (service, mut handle) = tower_test::mock::pair::<
+        http::Request<kube::client::Body>,
+        http::Response<kube::client::Body>,
+    >();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Some((req, send)) = handle.next_request().await {
+            let (parts, body) = req.into_parts();
+            assert_eq!(parts.method, "POST");
+            assert_eq!(
+                parts.uri.path(),
+                "/apis/authorization.k8s.io/v1/subjectaccessreviews"
+            );
+            let bytes = body.collect().await.unwrap().to_bytes();
+            let review: Value = serde_json::from_slice(&bytes).unwrap();
+            log.lock().unwrap().push(review.clone());
+            let allowed = rule(&review["spec"]);
+            let answer = json!({
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "metadata": {"creationTimestamp": null},
+                "spec": review["spec"],
+                "status": {"allowed": allowed, "reason": if allowed { "RBAC: allowed" } else { "" }},
+            });
+            send.send_response(
+                http::Response::builder()
+                    .status(201)
+                    .header("content-type", "application/json")
+                    .body(kube::client::Body::from(
+                        serde_json::to_vec(&answer).unwrap(),
+                    ))
+                    .unwrap(),
+            );
+        }
+    });
+    (kube::Client::new(service, "default"), seen)
+}
+
+#[tokio::test]
+async fn subject_access_review_sends_user_groups_and_resource_and_caches() {
+    let (client, seen) = mock_sar_server(|spec| {
+        spec["user"] == "alice" && spec["resourceAttributes"]["namespace"] == "team-a"
+    });
+    let authz = SubjectAccessReviewAuthorizer::new(client);
+    let alice = Identity {
+        username: "alice".into(),
+        groups: vec!["devs".into()],
+    };
+    let get_ws = Action::switchyard("get", "workspaces")
+        .in_namespace("team-a")
+        .named("research");
+    assert!(authz.allowed(&alice, &get_ws).await.unwrap());
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        let body = &seen[0];
+        assert_eq!(body["apiVersion"], "authorization.k8s.io/v1");
+        assert_eq!(body["kind"], "SubjectAccessReview");
+        assert_eq!(body["spec"]["user"], "alice");
+        assert_eq!(body["spec"]["groups"], json!(["devs"]));
+        assert_eq!(
+            body["spec"]["resourceAttributes"],
+            json!({"verb": "get", "group": "switchyard.dev", "resource": "workspaces",
+                   "namespace": "team-a", "name": "research"})
+        );
+    }
+    // Cached: asked once.
+    assert!(authz.allowed(&alice, &get_ws).await.unwrap());
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    // Another namespace, and cluster scope, are separate questions (and denied).
+    let list_all = Action::switchyard("list", "providers");
+    assert!(!authz.allowed(&alice, &list_all).await.unwrap());
+    assert!(
+        seen.lock().unwrap()[1]["spec"]["resourceAttributes"]
+            .get("namespace")
+            .is_none()
+    );
+    let bob = Identity {
+        username: "bob".into(),
+        groups: vec![],
+    };
+    assert!(!authz.allowed(&bob, &get_ws).await.unwrap());
+    assert_eq!(seen.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn subject_access_review_cache_expires() {
+    let (client, seen) = mock_sar_server(|_| true);
+    let authz =
+        SubjectAccessReviewAuthorizer::new(client).with_cache(Duration::from_millis(100), 1);
+    let who = Identity {
+        username: "u".into(),
+        groups: vec![],
+    };
+    let a = Action::switchyard("list", "backends");
+    let b = Action::switchyard("list", "providers");
+    authz.allowed(&who, &a).await.unwrap();
+    authz.allowed(&who, &b).await.unwrap(); // evicts a: capacity 1
+    authz.allowed(&who, &a).await.unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 3);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    authz.allowed(&who, &a).await.unwrap();
+    assert_eq!(seen.lock().unwrap().len(), 4, "expired after the TTL");
+}
+
+#[tokio::test]
+async fn subject_access_review_unreachable_is_unavailable() {
+    let (service, handle) = tower_test::mock::pair::<
+        http::Request<kube::client::Body>,
+        http::Response<kube::client::Body>,
+    >();
+    drop(handle);
+    let authz = SubjectAccessReviewAuthorizer::new(kube::Client::new(service, "default"));
+    let who = Identity {
+        username: "u".into(),
+        groups: vec![],
+    };
+    assert!(matches!(
+        authz
+            .allowed(&who, &Action::switchyard("list", "backends"))
+            .await,
+        Err(switchyard_operator::channel::AuthError::Unavailable(_))
+    ));
 }
 
 #[tokio::test]

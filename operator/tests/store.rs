@@ -147,6 +147,8 @@ on_both_backends!(
     prune_deletes_old_records_and_keeps_rollups,
     concurrent_inserts_count_each_record_once,
     connect_reapplies_schema_idempotently,
+    schema_2_backfills_has_alerts,
+    distinct_workspaces_and_session_counts,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -886,6 +888,7 @@ fn matches(f: &Filter, r: &Interception) -> bool {
             .is_none_or(|m| r.model_requested == m || r.model_served.as_deref() == Some(m))
         && f.started_after.is_none_or(|t| r.started_at >= t)
         && f.started_before.is_none_or(|t| r.started_at < t)
+        && (!f.with_alerts || !r.alerts.is_empty())
         && f.allowed_workspaces
             .as_ref()
             .is_none_or(|set| r.workspace.as_ref().is_some_and(|w| set.contains(w)))
@@ -982,6 +985,15 @@ async fn filters_select_exactly_the_matching_records(db: &TestDb) {
         },
         Filter {
             initiator: s("nobody"),
+            ..Default::default()
+        },
+        Filter {
+            with_alerts: true,
+            ..Default::default()
+        },
+        Filter {
+            workspace: s("team/a"),
+            with_alerts: true,
             ..Default::default()
         },
     ];
@@ -1340,7 +1352,11 @@ async fn sessions_group_by_session_and_initiator(db: &TestDb) {
     let mut a2 = mk(3_000, Some("s-a"), Some("alice"), "gpt-4o");
     a2.thread_root_id = Some(a_root.id);
     a2.outcome = Outcome::Cancelled;
-    let a_root2 = mk(9_000, Some("s-a"), Some("alice"), "gpt-4o");
+    let mut a_root2 = mk(9_000, Some("s-a"), Some("alice"), "gpt-4o");
+    a_root2.user_prompt = Some("prompt at 9000".into());
+    // s-a/bob also started at the instant s-b/alice was last active: its prompt is not s-b's.
+    let mut b_early = mk(4_500, Some("s-a"), Some("bob"), "gpt-4o");
+    b_early.user_prompt = Some("same instant, other session".into());
     // s-a/bob: same session id, other initiator.
     let b = mk(5_000, Some("s-a"), Some("bob"), "gpt-4o");
     // s-b/alice: a root, and a call whose root is not stored (a thread of its own).
@@ -1357,6 +1373,7 @@ async fn sessions_group_by_session_and_initiator(db: &TestDb) {
         b.clone(),
         c.clone(),
         orphan,
+        b_early,
         lone.clone(),
     ];
     store.insert(&all_records).await.expect("insert");
@@ -1400,9 +1417,25 @@ async fn sessions_group_by_session_and_initiator(db: &TestDb) {
             models: vec!["claude-sonnet".into(), "gpt-4o".into()],
             providers: vec!["anthropic".into(), "openai".into()],
             clients: vec!["curl".into(), "cursor".into()],
+            last_prompt: Some("prompt at 9000".into()),
         }
     );
-    assert_eq!((sessions[1].interceptions, sessions[1].threads), (1, 1));
+    assert_eq!(
+        sessions[2].last_prompt, None,
+        "the latest interception of s-b/alice recorded no prompt"
+    );
+    assert_eq!(
+        store
+            .count_sessions(&Filter::default())
+            .await
+            .expect("count"),
+        4
+    );
+    assert_eq!((sessions[1].interceptions, sessions[1].threads), (2, 2));
+    assert_eq!(
+        sessions[1].last_prompt, None,
+        "bob's latest call recorded no prompt"
+    );
     assert_eq!((sessions[2].interceptions, sessions[2].threads), (2, 2));
 
     // Pagination: offset and cursor agree.
@@ -1680,6 +1713,89 @@ async fn distinct_clients_and_models(db: &TestDb) {
             models.into_iter().collect::<Vec<_>>(),
             "{f:?}"
         );
+    }
+}
+
+async fn distinct_workspaces_and_session_counts(db: &TestDb) {
+    let store = &db.store;
+    let records = random_records(53, 150, 100_000);
+    store.insert(&records).await.expect("insert");
+    for f in [
+        Filter::default(),
+        Filter {
+            initiator: Some("alice".into()),
+            ..Default::default()
+        },
+        Filter {
+            allowed_workspaces: Some(BTreeSet::from(["team/c".to_owned()])),
+            ..Default::default()
+        },
+    ] {
+        let chosen: Vec<&Interception> = records.iter().filter(|r| matches(&f, r)).collect();
+        let workspaces: BTreeSet<String> =
+            chosen.iter().filter_map(|r| r.workspace.clone()).collect();
+        assert_eq!(
+            store.distinct_workspaces(&f).await.expect("workspaces"),
+            workspaces.into_iter().collect::<Vec<_>>(),
+            "{f:?}"
+        );
+        let sessions: BTreeSet<(String, Option<String>)> = chosen
+            .iter()
+            .map(|r| {
+                (
+                    r.session_id.clone().unwrap_or_else(|| r.id.to_string()),
+                    r.initiator.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            store.count_sessions(&f).await.expect("count"),
+            sessions.len() as u64,
+            "{f:?}"
+        );
+    }
+}
+
+/// Records stored under schema 1 (no `has_alerts` column) are flagged when schema 2 arrives.
+async fn schema_2_backfills_has_alerts(db: &TestDb) {
+    let records = random_records(57, 80, 100_000);
+    db.store.insert(&records).await.expect("insert");
+    let with_alerts = Filter {
+        with_alerts: true,
+        ..Default::default()
+    };
+    let expected = records.iter().filter(|r| !r.alerts.is_empty()).count() as u64;
+    assert!(expected > 0 && expected < 80);
+    assert_eq!(db.store.count(&with_alerts).await.expect("count"), expected);
+    // Back to schema 1: the column and the version row gone.
+    raw(
+        db,
+        "DROP INDEX interceptions_workspace_alerts; \
+         ALTER TABLE interceptions DROP COLUMN has_alerts; \
+         DELETE FROM switchyard_schema WHERE version = 2",
+    )
+    .await;
+    let again = db.reconnect().await;
+    assert_eq!(
+        again.schema_version().await.expect("version"),
+        SCHEMA_VERSION
+    );
+    assert_eq!(again.count(&with_alerts).await.expect("count"), expected);
+    again.close().await;
+}
+
+/// Runs statements on the test database outside the store.
+async fn raw(db: &TestDb, script: &'static str) {
+    if db.url.starts_with("sqlite") {
+        let pool = sqlx::SqlitePool::connect(&db.url)
+            .await
+            .expect("raw sqlite");
+        sqlx::raw_sql(script).execute(&pool).await.expect("script");
+        pool.close().await;
+    } else {
+        let pool = sqlx::PgPool::connect(&db.url).await.expect("raw postgres");
+        sqlx::raw_sql(script).execute(&pool).await.expect("script");
+        pool.close().await;
     }
 }
 

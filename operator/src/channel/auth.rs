@@ -163,13 +163,15 @@ struct CacheEntry {
 
 /// In-cluster authentication: each token is sent to the API server in a TokenReview (v1), the
 /// answer cached for a minute by the token's SHA-256 (rejections for at most 10 s), and the
-/// authenticated user checked against an [`AllowList`].
+/// authenticated user checked against an [`AllowList`] (the channel) or accepted as is
+/// ([`TokenReviewAuthenticator::any_user`]: the REST facade, which authorizes each request with
+/// a SubjectAccessReview instead).
 ///
 /// The operator's ServiceAccount needs `create` on `tokenreviews.authentication.k8s.io`.
 pub struct TokenReviewAuthenticator {
     client: kube::Client,
     audiences: Vec<String>,
-    allow: AllowList,
+    allow: Option<AllowList>,
     ttl: Duration,
     capacity: usize,
     cache: Mutex<HashMap<[u8; 32], CacheEntry>>,
@@ -196,10 +198,19 @@ impl TokenReviewAuthenticator {
         Self {
             client,
             audiences: Vec::new(),
-            allow,
+            allow: Some(allow),
             ttl: Duration::from_secs(60),
             capacity: 4096,
             cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reviews with `client` and accepts every authenticated user (authorization is the
+    /// caller's business); same cache as [`TokenReviewAuthenticator::new`].
+    pub fn any_user(client: kube::Client) -> Self {
+        Self {
+            allow: None,
+            ..Self::new(client, AllowList::new())
         }
     }
 
@@ -309,7 +320,11 @@ impl Authenticator for TokenReviewAuthenticator {
             };
             match reviewed {
                 Reviewed::Rejected(why) => Err(AuthError::Unauthenticated(why)),
-                Reviewed::Authenticated(identity) if self.allow.allows(&identity) => Ok(identity),
+                Reviewed::Authenticated(identity)
+                    if self.allow.as_ref().is_none_or(|a| a.allows(&identity)) =>
+                {
+                    Ok(identity)
+                }
                 Reviewed::Authenticated(identity) => Err(AuthError::Forbidden(format!(
                     "{} may not connect to the snapshot channel",
                     identity.username

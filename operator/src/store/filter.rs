@@ -32,6 +32,8 @@ pub struct Filter {
     pub started_after: Option<jiff::Timestamp>,
     /// Started before this instant (exclusive).
     pub started_before: Option<jiff::Timestamp>,
+    /// Only interceptions with at least one guardrail finding.
+    pub with_alerts: bool,
     /// Authorization: when set, only interceptions of these workspaces (never those without a
     /// workspace); an empty set matches nothing.
     pub allowed_workspaces: Option<BTreeSet<String>>,
@@ -63,6 +65,9 @@ impl Filter {
         }
         if let Some(t) = self.started_before {
             sql.push(" AND started_at < ").bind(t.as_microsecond());
+        }
+        if self.with_alerts {
+            sql.push(" AND has_alerts = ").bind(true);
         }
         self.push_authorization(sql);
     }

@@ -43,7 +43,7 @@ use sql::{Db, Sql};
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections per pool (SQLite serialises writers anyway; readers run alongside in WAL mode).
 const MAX_CONNECTIONS: u32 = 8;
-/// Rows per multi-row INSERT (30 parameters each). Larger statements were slower on SQLite.
+/// Rows per multi-row INSERT (31 parameters each). Larger statements were slower on SQLite.
 const ROWS_PER_INSERT: usize = 25;
 
 /// What went wrong.
@@ -253,7 +253,8 @@ const INSERT_INTERCEPTIONS: &str = "INSERT INTO interceptions (id, request_id, s
     ended_at, workspace, initiator, client, session_id, session_key, provider, provider_name, \
     model_requested, model_served, route_source, route_rule, route_target, status, outcome, \
     stream, latency_ms, ttft_ms, input_tokens, output_tokens, cache_read_input_tokens, \
-    cache_write_input_tokens, input_cost, output_cost, chain, thread_root_id, record) VALUES ";
+    cache_write_input_tokens, input_cost, output_cost, chain, thread_root_id, has_alerts, record) \
+    VALUES ";
 
 fn bind_record(sql: &mut Sql, rec: &Interception) -> Result<(), StoreError> {
     let json =
@@ -317,6 +318,8 @@ fn bind_record(sql: &mut Sql, rec: &Interception) -> Result<(), StoreError> {
         .bind(rec.chain.clone())
         .push(", ")
         .bind(rec.thread_root_id)
+        .push(", ")
+        .bind(!rec.alerts.is_empty())
         .push(", ")
         .bind(json);
     Ok(())

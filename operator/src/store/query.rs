@@ -77,6 +77,8 @@ pub struct Session {
     pub providers: Vec<String>,
     /// Clients seen, sorted.
     pub clients: Vec<String>,
+    /// User prompt of the latest matching interception (ties by id), if it recorded one.
+    pub last_prompt: Option<String>,
 }
 
 impl Session {
@@ -176,6 +178,14 @@ struct SessionRow {
     threads: i64,
     #[sqlx(flatten)]
     counters: CounterRow,
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionLastRow {
+    session_key: String,
+    initiator_key: String,
+    started_at: i64,
+    record: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -341,6 +351,28 @@ impl Store {
         self.strings(sql).await
     }
 
+    /// Workspace keys of the interceptions matching `filter` (those without one left out),
+    /// sorted.
+    pub async fn distinct_workspaces(&self, filter: &Filter) -> Result<Vec<String>, StoreError> {
+        let mut sql = where_filter(
+            "SELECT DISTINCT workspace AS value FROM interceptions",
+            filter,
+        );
+        sql.push(" AND workspace IS NOT NULL");
+        self.strings(sql).await
+    }
+
+    /// How many sessions ((session id, initiator) groups) have interceptions matching `filter`.
+    pub async fn count_sessions(&self, filter: &Filter) -> Result<u64, StoreError> {
+        let mut sql = where_filter(
+            "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM interceptions",
+            filter,
+        );
+        sql.push(" GROUP BY session_key, COALESCE(initiator, '')) AS s");
+        let row: CountRow = self.db.fetch_one(sql).await?;
+        Ok(count(row.n))
+    }
+
     async fn strings(&self, sql: Sql) -> Result<Vec<String>, StoreError> {
         let rows: Vec<TextRow> = self.db.fetch_all(sql).await?;
         let set: BTreeSet<String> = rows.into_iter().map(|r| r.value).collect();
@@ -433,8 +465,47 @@ impl Store {
             }
         }
 
+        // The latest matching interception of each session on this page, for its prompt: the
+        // rows starting at one of the page's last-activity instants, kept when the instant is
+        // their own session's.
+        let mut last_sql = where_filter(
+            "SELECT session_key, COALESCE(initiator, '') AS initiator_key, started_at, record \
+             FROM interceptions",
+            filter,
+        );
+        let lasts: BTreeSet<i64> = rows.iter().map(|r| r.last_active_at).collect();
+        last_sql
+            .push(" AND session_key IN ")
+            .bind_list(keys.iter().copied())
+            .push(" AND started_at IN ")
+            .bind_list(lasts.iter().copied())
+            .push(" ORDER BY id");
+        let last_rows: Vec<SessionLastRow> = self.db.fetch_all(last_sql).await?;
+        let wanted: BTreeMap<(&str, &str), i64> = rows
+            .iter()
+            .map(|r| {
+                (
+                    (r.session_key.as_str(), r.initiator_key.as_str()),
+                    r.last_active_at,
+                )
+            })
+            .collect();
+        let mut last_prompts: BTreeMap<(String, String), Option<String>> = BTreeMap::new();
+        for l in last_rows {
+            let key = (l.session_key.as_str(), l.initiator_key.as_str());
+            if wanted.get(&key) != Some(&l.started_at) {
+                continue;
+            }
+            let rec = RecordRow { record: l.record }.decode()?;
+            // Ordered by id: the last one wins ties.
+            last_prompts.insert((l.session_key, l.initiator_key), rec.user_prompt);
+        }
+
         rows.into_iter()
             .map(|r| {
+                let last_prompt = last_prompts
+                    .remove(&(r.session_key.clone(), r.initiator_key.clone()))
+                    .flatten();
                 let (models, providers, clients) = by_session
                     .remove(&(r.session_key.clone(), r.initiator_key.clone()))
                     .unwrap_or_default();
@@ -451,6 +522,7 @@ impl Store {
                     models: models.into_iter().collect(),
                     providers: providers.into_iter().collect(),
                     clients: clients.into_iter().collect(),
+                    last_prompt,
                     initiator: Some(r.initiator_key).filter(|i| !i.is_empty()),
                     session_id: r.session_key,
                 })

@@ -16,14 +16,21 @@ struct Migration {
     script: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "interceptions and rollups",
-    script: include_str!("../../migrations/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "interceptions and rollups",
+        script: include_str!("../../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        description: "has_alerts flag for the facade",
+        script: include_str!("../../migrations/0002_facade.sql"),
+    },
+];
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Advisory lock key for migrations on PostgreSQL (any constant; "swyd" in ASCII).
 const PG_MIGRATION_LOCK: i64 = 0x7377_7964;
