@@ -44,7 +44,10 @@ pub fn all() -> Vec<CustomResourceDefinition> {
 
 /// Rewrites every version's `openAPIV3Schema` so that old API servers take it: the unsigned
 /// integer formats schemars emits (`uint8` … `uint64`, `uint`) become `int32`/`int64`, with
-/// `minimum: 0` added when the schema had no lower bound. Nothing else changes.
+/// `minimum: 0` added when the schema had no lower bound; and an empty-string `default` is
+/// dropped (a 1.20 API server reads `default: ""` as null and refuses the CRD; the field is
+/// optional and the empty string is what an absent field means to us anyway). Nothing else
+/// changes.
 pub fn normalize(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     for version in &mut crd.spec.versions {
         if let Some(validation) = version.schema.as_mut()
@@ -63,6 +66,7 @@ fn normalize_schema(schema: JSONSchemaProps) -> JSONSchemaProps {
         return schema;
     };
     for_each_schema_node(&mut value, &mut normalize_integer_format);
+    for_each_schema_node(&mut value, &mut drop_empty_string_default);
     serde_json::from_value(value).unwrap_or(schema)
 }
 
@@ -123,6 +127,12 @@ fn normalize_integer_format(node: &mut Map<String, Value>) {
     node.insert("format".into(), format.into());
     if unsigned && !node.contains_key("minimum") {
         node.insert("minimum".into(), 0.into());
+    }
+}
+
+fn drop_empty_string_default(node: &mut Map<String, Value>) {
+    if node.get("default").and_then(Value::as_str) == Some("") {
+        node.remove("default");
     }
 }
 
@@ -567,6 +577,30 @@ mod tests {
                 panic!("non-standard format left: {line}");
             }
         }
+    }
+
+    #[test]
+    fn no_empty_string_defaults_reach_the_api_server() {
+        // A 1.20 API server reads `default: ""` as null and refuses the whole CRD (seen in the
+        // e2e suite on TaskChain `branches[].when`).
+        for (name, text) in files().unwrap() {
+            assert!(
+                !text.contains("default: \"\"") && !text.contains("default: ''"),
+                "{name} has an empty-string default"
+            );
+        }
+        let mut node = serde_json::json!({"default": "", "type": "string"});
+        let Value::Object(map) = &mut node else {
+            unreachable!()
+        };
+        drop_empty_string_default(map);
+        assert!(map.get("default").is_none());
+        let mut kept = serde_json::json!({"default": "x"});
+        let Value::Object(map) = &mut kept else {
+            unreachable!()
+        };
+        drop_empty_string_default(map);
+        assert_eq!(map["default"], "x");
     }
 
     #[test]
