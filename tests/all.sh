@@ -17,3 +17,6 @@ bash tests/with-postgres.sh cargo test --workspace --locked
 
 step "official OpenAI and Anthropic Python SDKs against the data plane"
 bash tests/sdk.sh
+
+step "Helm chart rendered by Helm's template engine, checked against the kustomize tree"
+bash tests/chart.sh
