@@ -8,7 +8,8 @@
 //! - [`transition`]: branch operators and the choice of the next task;
 //! - [`compose`]: compose strategies;
 //! - [`hooks`]: HTTP calls to a chain's remote hooks;
-//! - [`run`]: the execution loop (retries, timeouts, onFailure, step limit, captured state).
+//! - [`run`]: the execution loop (retries, timeouts, onFailure, step limit, captured state);
+//! - [`serve`]: the HTTP side (request in, answer or stream out, the run's interception).
 //!
 //! The compiler (`switchyard_crds::compile`) has already checked ids, gotos, operators and
 //! per-handler requirements; the engine trusts those and checks only what depends on data.
@@ -18,6 +19,7 @@ pub mod handlers;
 pub mod history;
 pub mod hooks;
 pub mod run;
+pub mod serve;
 pub mod template;
 pub mod transition;
 
