@@ -500,12 +500,14 @@ async fn chains_are_found_in_the_workspace_namespace_only() {
         assert_eq!(e["error"]["code"], "chain_not_found", "{path}");
         assert_eq!(e["error"]["type"], "invalid_request_error");
     }
-    reply(&mock, "classifier", "negative");
-    let a = gw
-        .post("/v1/chains/default/triage/chat/completions", &ask("bad"))
-        .await
-        .unwrap();
-    assert_eq!(a.status, 200, "{}", a.text);
+    for path in [
+        "/v1/chains/default/triage/chat/completions",
+        "/v1/chains/default%2Ftriage/chat/completions",
+    ] {
+        reply(&mock, "classifier", "negative");
+        let a = gw.post(path, &ask("bad")).await.unwrap();
+        assert_eq!(a.status, 200, "{path}: {}", a.text);
+    }
     let a = gw
         .post(
             "/v1/chains/triage/chat/completions",
