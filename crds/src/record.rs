@@ -220,9 +220,49 @@ pub struct Interception {
     pub thread_root_id: Option<uuid::Uuid>,
 }
 
+impl Interception {
+    /// A TaskChain run: `chain` set and no `thread_root_id` (the model calls made inside the
+    /// run point at it).
+    pub fn is_chain_run(&self) -> bool {
+        self.chain.is_some() && self.thread_root_id.is_none()
+    }
+
+    /// The usage and cost this record accounts for itself, for sums over records. A chain
+    /// run's usage is the total of its model calls, which are recorded (and counted) on their
+    /// own, so it counts nothing here.
+    pub fn own_usage(&self) -> (Usage, Cost) {
+        if self.is_chain_run() {
+            (Usage::default(), Cost::default())
+        } else {
+            (self.usage, self.cost)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chain_run_counts_no_usage_of_its_own() {
+        let rec: Interception = serde_json::from_value(serde_json::json!({
+            "id": "018f0000-0000-7000-8000-000000000001", "request_id": "r",
+            "started_at": "2025-01-01T00:00:00Z", "ended_at": "2025-01-01T00:00:01Z",
+            "endpoint": "/v1/chat/completions", "credential_kind": "none", "client": "c",
+            "model_requested": "chain/triage", "status": 200, "outcome": "success",
+            "stream": false, "latency_ms": 1,
+            "usage": {"input_tokens": 10, "output_tokens": 5, "cache_read_input_tokens": 0, "cache_write_input_tokens": 0},
+            "usage_estimated": false, "cost": {"input": 1.0, "output": 2.0},
+            "snapshot_version": "v", "chain": "default/triage"
+        }))
+        .unwrap();
+        assert!(rec.is_chain_run());
+        assert_eq!(rec.own_usage(), (Usage::default(), Cost::default()));
+        let mut call = rec.clone();
+        call.thread_root_id = Some(rec.id);
+        assert!(!call.is_chain_run());
+        assert_eq!(call.own_usage(), (rec.usage, rec.cost));
+    }
 
     #[test]
     fn cost_prices_cache_tokens_separately() {

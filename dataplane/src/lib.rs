@@ -3,6 +3,7 @@
 
 pub mod balance;
 pub mod breaker;
+pub mod chain;
 pub mod circuit_report;
 pub mod classify;
 pub mod clients;

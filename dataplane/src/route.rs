@@ -21,22 +21,25 @@ pub enum RouteSource {
     MuxRule(String),
     /// Targets that declare the model (no rule matched).
     DeclaredModel,
+    /// A TaskChain task's explicit `execute.target` (chain key).
+    Chain(String),
 }
 
 impl RouteSource {
-    /// `policy`, `muxrule` or `model`.
+    /// `policy`, `muxrule`, `model` or `chain`.
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Policy(_) => "policy",
             Self::MuxRule(_) => "muxrule",
             Self::DeclaredModel => "model",
+            Self::Chain(_) => "chain",
         }
     }
 
     /// Key of the deciding object, if any.
     pub fn key(&self) -> Option<&str> {
         match self {
-            Self::Policy(k) | Self::MuxRule(k) => Some(k),
+            Self::Policy(k) | Self::MuxRule(k) | Self::Chain(k) => Some(k),
             Self::DeclaredModel => None,
         }
     }
@@ -48,6 +51,7 @@ impl fmt::Display for RouteSource {
             Self::Policy(k) => write!(f, "policy={k}"),
             Self::MuxRule(k) => write!(f, "muxrule={k}"),
             Self::DeclaredModel => f.write_str("model"),
+            Self::Chain(k) => write!(f, "chain={k}"),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,6 +25,14 @@ use crate::table::namespace_of;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(chat_completions))
+        .route(
+            "/v1/chains/{name}/chat/completions",
+            post(chain_completions),
+        )
+        .route(
+            "/v1/chains/{namespace}/{name}/chat/completions",
+            post(namespaced_chain_completions),
+        )
         .route("/v1/messages", post(messages))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
@@ -41,10 +49,45 @@ pub fn router(state: Arc<AppState>) -> Router {
 
 async fn chat_completions(
     State(s): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    proxy::handle(s, Endpoint::ChatCompletions, headers, body).await
+    let chain = proxy::ChainOptions {
+        name: None,
+        stack_trace: crate::chain::serve::wants_stack_trace(query.as_deref(), &headers),
+    };
+    proxy::handle_with(s, Endpoint::ChatCompletions, chain, headers, body).await
+}
+
+/// `POST /v1/chains/{name}/chat/completions`: the TaskChain `name` of the caller's workspace
+/// namespace (`namespace%2Fname` also works).
+async fn chain_completions(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let chain = proxy::ChainOptions {
+        name: Some(name),
+        stack_trace: crate::chain::serve::wants_stack_trace(query.as_deref(), &headers),
+    };
+    proxy::handle_with(s, Endpoint::ChatCompletions, chain, headers, body).await
+}
+
+async fn namespaced_chain_completions(
+    State(s): State<Arc<AppState>>,
+    Path((namespace, name)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let chain = proxy::ChainOptions {
+        name: Some(format!("{namespace}/{name}")),
+        stack_trace: crate::chain::serve::wants_stack_trace(query.as_deref(), &headers),
+    };
+    proxy::handle_with(s, Endpoint::ChatCompletions, chain, headers, body).await
 }
 
 async fn messages(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {

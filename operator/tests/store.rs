@@ -388,12 +388,18 @@ async fn rollups(store: &Store) -> Rollups {
 fn add(c: &mut UsageCounters, r: &Interception) {
     c.requests += 1;
     c.errors += u64::from(r.outcome != Outcome::Success);
-    c.usage.input_tokens += r.usage.input_tokens;
-    c.usage.output_tokens += r.usage.output_tokens;
-    c.usage.cache_read_input_tokens += r.usage.cache_read_input_tokens;
-    c.usage.cache_write_input_tokens += r.usage.cache_write_input_tokens;
-    c.cost.input += r.cost.input;
-    c.cost.output += r.cost.output;
+    // A chain run's tokens are its calls' (counted there): the run counts as a request only.
+    let (usage, cost) = if r.chain.is_some() && r.thread_root_id.is_none() {
+        (Usage::default(), Cost::default())
+    } else {
+        (r.usage, r.cost)
+    };
+    c.usage.input_tokens += usage.input_tokens;
+    c.usage.output_tokens += usage.output_tokens;
+    c.usage.cache_read_input_tokens += usage.cache_read_input_tokens;
+    c.usage.cache_write_input_tokens += usage.cache_write_input_tokens;
+    c.cost.input += cost.input;
+    c.cost.output += cost.output;
 }
 
 /// What the rollups must hold for these (distinct) records, computed the slow, obvious way.

@@ -2,7 +2,8 @@
 
 Starts `switchyard-demo` (mock upstream + data plane) on free ports over a manifest set with an
 OpenAI-dialect provider (`demo`) and an Anthropic provider (`claude`, api_key from a Secret), so
-each SDK is tested both against its own dialect and through translation.
+each SDK is tested both against its own dialect and through translation, and a TaskChain
+(`feedback`) answered as the model `chain/feedback`.
 Run with: pytest tests/python (after `cargo build -p switchyard-tests --bin switchyard-demo`).
 """
 
@@ -50,6 +51,34 @@ apiVersion: switchyard.dev/v1alpha1
 kind: Workspace
 metadata: {{name: default}}
 spec: {{default: true}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: MuxRule
+metadata: {{name: mock-directives}}
+spec:
+  workspaceRef: default
+  priority: 10
+  matcher: {{type: model, pattern: "demo-fast+*"}}
+  target: {{providerRef: demo}}
+---
+apiVersion: switchyard.dev/v1alpha1
+kind: TaskChain
+metadata: {{name: feedback}}
+spec:
+  tasks:
+    - id: classify
+      handler: condition_key
+      validConditions: [positive, negative]
+      promptTemplate: "Positive or negative? {{{{.input}}}}"
+      execute: {{model: "demo-fast+reply=positive"}}
+      transition:
+        branches:
+          - {{operator: equals, when: positive, goto: thank}}
+          - {{operator: default, goto: end}}
+    - id: thank
+      handler: model_execution
+      inputVar: input
+      execute: {{model: demo-fast}}
 """
 
 
@@ -196,3 +225,43 @@ def test_error_shapes_reach_the_sdks(gateway):
     aclient = anthropic.Anthropic(base_url=gateway, api_key="unused")
     with pytest.raises(anthropic.NotFoundError):
         aclient.messages.create(model="no-such-model", max_tokens=5, messages=[{"role": "user", "content": "x"}])
+
+
+def test_openai_task_chain(gateway):
+    client = openai.OpenAI(base_url=gateway + "/v1", api_key="unused")
+    r = client.chat.completions.create(
+        model="chain/feedback", messages=[{"role": "user", "content": "I love this gateway"}],
+    )
+    assert r.model == "chain/feedback"
+    assert r.choices[0].message.content == "mock reply: I love this gateway"
+    assert r.choices[0].finish_reason == "stop"
+    assert r.usage.prompt_tokens > 0 and r.usage.completion_tokens > 0
+
+    # The chain's own endpoint as the base URL, with the stack trace.
+    chain = openai.OpenAI(base_url=gateway + "/v1/chains/feedback", api_key="unused")
+    r = chain.chat.completions.create(
+        model="feedback", messages=[{"role": "user", "content": "great"}],
+        extra_query={"stackTrace": "true"},
+    )
+    trace = r.to_dict()["stackTrace"]
+    assert [u["taskID"] for u in trace] == ["classify", "thank"]
+    assert trace[0]["transition"] == "positive"
+
+    text, finish, usage = "", None, None
+    stream = client.chat.completions.create(
+        model="chain/feedback", stream=True, stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "stream the chain"}],
+    )
+    for chunk in stream:
+        if chunk.usage:
+            usage = chunk.usage
+        for c in chunk.choices:
+            text += c.delta.content or ""
+            finish = c.finish_reason or finish
+    assert text == "mock reply: stream the chain"
+    assert finish == "stop"
+    assert usage is not None and usage.completion_tokens > 0
+
+    with pytest.raises(openai.NotFoundError) as e:
+        client.chat.completions.create(model="chain/nope", messages=[{"role": "user", "content": "x"}])
+    assert "chain \"nope\" not found" in str(e.value)

@@ -707,6 +707,11 @@ pub mod manifests {
         )
     }
 
+    /// A TaskChain with this spec.
+    pub fn task_chain_with(name: &str, spec: Value) -> Value {
+        object("TaskChain", name, spec)
+    }
+
     /// A one-step TaskChain (listed as `chain/NAME` by `/v1/models`).
     pub fn task_chain(name: &str, model: &str) -> Value {
         object(

@@ -5,6 +5,7 @@
 
 mod attempt;
 mod failover;
+pub(crate) mod internal;
 mod scrub;
 mod stream;
 mod tracker;
@@ -21,6 +22,7 @@ use serde_json::{Value, json};
 use switchyard_crds::workspace::GuardrailAction;
 
 pub use scrub::scrub;
+pub(crate) use tracker::Tracker;
 
 use crate::classify::{self, Endpoint};
 use crate::errors::{ApiError, Dialect, ErrorKind};
@@ -31,17 +33,37 @@ use crate::route;
 use crate::state::AppState;
 use crate::table::RoutingTable;
 use attempt::Call;
-use tracker::Tracker;
 
 /// Response header naming the route taken.
 pub const ROUTE_HEADER: &str = "x-switchyard-route";
 /// Request id header (propagated or generated).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// How a chat request reaches a TaskChain.
+#[derive(Clone, Debug, Default)]
+pub struct ChainOptions {
+    /// The chain named by the path (`/v1/chains/{name}/chat/completions`); otherwise a chain is
+    /// asked for with `model: "chain/NAME"`.
+    pub name: Option<String>,
+    /// `?stackTrace=true`: the answer carries the run's captured state units.
+    pub stack_trace: bool,
+}
+
 /// Handles one request to a generating endpoint.
 pub async fn handle(
     state: Arc<AppState>,
     endpoint: Endpoint,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    handle_with(state, endpoint, ChainOptions::default(), headers, body).await
+}
+
+/// [`handle`], with the TaskChain options of the request.
+pub async fn handle_with(
+    state: Arc<AppState>,
+    endpoint: Endpoint,
+    chain: ChainOptions,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -55,7 +77,16 @@ pub async fn handle(
         &request_id,
         table.version(),
     );
-    let mut response = match pipeline(&state, &table, endpoint, &headers, body, &mut tracker).await
+    let mut response = match pipeline(
+        &state,
+        &table,
+        endpoint,
+        &chain,
+        &headers,
+        body,
+        &mut tracker,
+    )
+    .await
     {
         Ok(Handled::Done(resp)) => resp,
         Ok(Handled::Stream(resp)) => return with_request_id(resp, &request_id),
@@ -85,7 +116,7 @@ pub async fn handle(
     with_request_id(response, &request_id)
 }
 
-enum Handled {
+pub(crate) enum Handled {
     /// A complete response; the tracker was finished.
     Done(Response),
     /// A streaming response; the tracker travels inside the body.
@@ -130,6 +161,7 @@ async fn pipeline(
     state: &Arc<AppState>,
     table: &Arc<RoutingTable>,
     endpoint: Endpoint,
+    chain: &ChainOptions,
     headers: &HeaderMap,
     body: Body,
     tracker: &mut Tracker,
@@ -142,6 +174,18 @@ async fn pipeline(
         .map_err(|e| ApiError::invalid(format!("request body is not valid JSON: {e}")))?;
     tracker.input_estimate = (raw.len() / 4) as u64;
     drop(raw);
+    // A chain named by the path needs no `model` in the body.
+    if let Some(name) = &chain.name
+        && let Some(o) = body.as_object_mut()
+        && o.get("model")
+            .and_then(Value::as_str)
+            .is_none_or(|m| m.trim().is_empty())
+    {
+        o.insert(
+            "model".into(),
+            Value::String(format!("{}{name}", crate::chain::MODEL_PREFIX)),
+        );
+    }
     let info = classify::classify(endpoint, headers, &body)?;
     tracker.note_request(&info);
     if !state.is_ready() {
@@ -153,7 +197,18 @@ async fn pipeline(
     let (caller, workspace) =
         identity::identify(table, headers, &info, state.settings.require_client_key)?;
     tracker.note_caller(&caller, workspace);
-    let routes = route::candidates(table, workspace, &info)?;
+    // A TaskChain (`/v1/chains/{name}/…` or `model: "chain/NAME"`) is served by the chain
+    // engine after the same admission and guardrails; its model calls are routed one by one.
+    let chain_name = chain.name.clone().or_else(|| {
+        (endpoint == Endpoint::ChatCompletions)
+            .then(|| info.model.strip_prefix(crate::chain::MODEL_PREFIX))
+            .flatten()
+            .map(str::to_owned)
+    });
+    let routes = match chain_name {
+        Some(_) => Vec::new(),
+        None => route::candidates(table, workspace, &info)?,
+    };
     // Limits before any work on the request; tokens are charged when it is recorded.
     match state.limiter.admit(
         &workspace.key,
@@ -168,8 +223,10 @@ async fn pipeline(
         }
     }
 
-    // Transform, in the caller's dialect.
-    if let Some(instructions) = &workspace.custom_instructions {
+    // Transform, in the caller's dialect (a chain's input is what the caller sent).
+    if chain_name.is_none()
+        && let Some(instructions) = &workspace.custom_instructions
+    {
         add_instructions(&mut body, dialect, instructions);
     }
     let policy = guardrails::Policy {
@@ -209,6 +266,24 @@ async fn pipeline(
         .code("guardrail_blocked"));
     }
 
+    if let Some(name) = chain_name {
+        return crate::chain::serve::serve(
+            crate::chain::serve::ChainRequest {
+                state,
+                table,
+                workspace,
+                caller: &caller,
+                headers,
+                body,
+                info,
+                name,
+                by_path: chain.name.is_some(),
+                stack_trace: chain.stack_trace,
+            },
+            tracker,
+        )
+        .await;
+    }
     let call = Call {
         state,
         endpoint,

@@ -41,6 +41,9 @@ pub(crate) struct Tracker {
     model_declared: bool,
     /// The request's place in its workspace's and caller's limits, charged at `finish`.
     pub(crate) admission: Option<Admission>,
+    /// The usage recorded is the sum of calls that count their own tokens (a chain run): the
+    /// token metrics are not counted again.
+    pub(crate) usage_counted_elsewhere: bool,
     done: bool,
 }
 
@@ -105,6 +108,7 @@ impl Tracker {
             pricing: None,
             model_declared: false,
             admission: None,
+            usage_counted_elsewhere: false,
             done: false,
         }
     }
@@ -126,6 +130,7 @@ impl Tracker {
             pricing: None,
             model_declared: false,
             admission: None,
+            usage_counted_elsewhere: self.usage_counted_elsewhere,
             done: true,
         };
         std::mem::replace(self, husk)
@@ -169,6 +174,24 @@ impl Tracker {
         if self.first_token.is_none() {
             self.first_token = Some(self.start.elapsed());
         }
+    }
+
+    /// Finishes the record of a request that failed with `e` (the outcome follows from the
+    /// error's kind and whether an upstream answered).
+    pub(crate) fn fail(&mut self, e: &crate::errors::ApiError) {
+        use crate::errors::ErrorKind;
+        let outcome = match e.kind {
+            ErrorKind::Internal => Outcome::GatewayError,
+            ErrorKind::Upstream | ErrorKind::Timeout => Outcome::UpstreamError,
+            _ if self.upstream_answered => Outcome::UpstreamError,
+            _ => Outcome::Rejected,
+        };
+        self.finish(
+            e.kind.status().as_u16(),
+            outcome,
+            Some(e.message.clone()),
+            None,
+        );
     }
 
     /// Finalizes and ships the record (once).
@@ -264,7 +287,7 @@ impl Tracker {
             ("cache_read", rec.usage.cache_read_input_tokens),
             ("cache_write", rec.usage.cache_write_input_tokens),
         ] {
-            if n > 0 {
+            if n > 0 && !self.usage_counted_elsewhere {
                 m.tokens
                     .get_or_create(&crate::metrics::TokenLabels {
                         gen_ai_provider_name: provider.clone(),

@@ -261,6 +261,9 @@ fn bind_record(sql: &mut Sql, rec: &Interception) -> Result<(), StoreError> {
         serde_json::to_string(rec).map_err(|source| StoreError::Encode { id: rec.id, source })?;
     let session_key = rec.session_id.clone().unwrap_or_else(|| rec.id.to_string());
     let route = rec.route.as_ref();
+    // The token and cost columns are what sums over records add up (a chain run's totals stay
+    // in its record but are counted by its calls).
+    let (usage, cost) = rec.own_usage();
     sql.bind(rec.id)
         .push(", ")
         .bind(&rec.request_id)
@@ -303,17 +306,17 @@ fn bind_record(sql: &mut Sql, rec: &Interception) -> Result<(), StoreError> {
         .push(", ")
         .bind(rec.ttft_ms.map(int))
         .push(", ")
-        .bind(int(rec.usage.input_tokens))
+        .bind(int(usage.input_tokens))
         .push(", ")
-        .bind(int(rec.usage.output_tokens))
+        .bind(int(usage.output_tokens))
         .push(", ")
-        .bind(int(rec.usage.cache_read_input_tokens))
+        .bind(int(usage.cache_read_input_tokens))
         .push(", ")
-        .bind(int(rec.usage.cache_write_input_tokens))
+        .bind(int(usage.cache_write_input_tokens))
         .push(", ")
-        .bind(rec.cost.input)
+        .bind(cost.input)
         .push(", ")
-        .bind(rec.cost.output)
+        .bind(cost.output)
         .push(", ")
         .bind(rec.chain.clone())
         .push(", ")

@@ -102,9 +102,10 @@ pub struct Thread {
 }
 
 impl Thread {
-    /// Tokens of the root and all its calls.
+    /// Tokens of the root and all its calls (a chain run's own record counts nothing: its
+    /// calls carry its tokens).
     pub fn usage(&self) -> Usage {
-        let mut u = self.root.usage;
+        let mut u = self.root.own_usage().0;
         for c in &self.calls {
             u.input_tokens += c.usage.input_tokens;
             u.output_tokens += c.usage.output_tokens;

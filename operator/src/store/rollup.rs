@@ -14,7 +14,9 @@
 //!   counters those with `route.source == "policy"` (success = outcome success, error = the
 //!   rest);
 //! - a chain run is a record with `chain` set and no `thread_root_id` (calls made inside the
-//!   run point at it and are not runs); a failure is a run whose outcome is not success;
+//!   run point at it and are not runs); a failure is a run whose outcome is not success; a run
+//!   counts as a request but not its tokens and cost (the total of its calls, which count
+//!   them: `Interception::own_usage`);
 //! - every `last_*_at` is the latest `started_at`.
 
 use std::collections::BTreeMap;
@@ -50,12 +52,13 @@ impl UsageCounters {
         if rec.outcome != Outcome::Success {
             self.errors += 1;
         }
-        self.usage.input_tokens += rec.usage.input_tokens;
-        self.usage.output_tokens += rec.usage.output_tokens;
-        self.usage.cache_read_input_tokens += rec.usage.cache_read_input_tokens;
-        self.usage.cache_write_input_tokens += rec.usage.cache_write_input_tokens;
-        self.cost.input += rec.cost.input;
-        self.cost.output += rec.cost.output;
+        let (usage, cost) = rec.own_usage();
+        self.usage.input_tokens += usage.input_tokens;
+        self.usage.output_tokens += usage.output_tokens;
+        self.usage.cache_read_input_tokens += usage.cache_read_input_tokens;
+        self.usage.cache_write_input_tokens += usage.cache_write_input_tokens;
+        self.cost.input += cost.input;
+        self.cost.output += cost.output;
     }
 }
 
