@@ -371,7 +371,7 @@ fn conditions_of_a_provider_with_a_missing_secret() {
     assert_eq!(secret.reason, "SecretNotFound");
     assert_eq!(
         secret.message,
-        r#"Provider default/no-secret: API key: Secret "missing-secret" not found (key "api-key")"#
+        r#"Provider default/no-secret: API key: Secret "missing-secret" not found (key "api-key"); in a cluster the operator only sees Secrets labelled switchyard.dev/secret=true"#
     );
     let ready = condition(&c, Provider, "no-secret", Ready);
     assert_eq!(

@@ -235,7 +235,8 @@ impl<'a> Cx<'a> {
                 ConditionType::SecretResolved,
                 "SecretNotFound",
                 format!(
-                    "{what}: Secret \"{}\" not found (key \"{}\")",
+                    "{what}: Secret \"{}\" not found (key \"{}\"); in a cluster the operator \
+                     only sees Secrets labelled switchyard.dev/secret=true",
                     r.name, r.key
                 ),
             );

@@ -209,7 +209,8 @@ async fn missing_secret_patch_names_secret_and_key() {
     );
     let (client, mut handle) = client();
     let writer = StatusWriter::new(client);
-    let msg = "Provider ns/anthropic: API key: Secret \"missing\" not found (key \"api-key\")";
+    let msg = "Provider ns/anthropic: API key: Secret \"missing\" not found (key \"api-key\"); \
+               in a cluster the operator only sees Secrets labelled switchyard.dev/secret=true";
     let server = tokio::spawn(async move {
         expect_patch(
             &mut handle,
