@@ -1088,9 +1088,14 @@ async fn workspace_usage_by_model_with_costs() {
         .iter()
         .filter(|r| r.workspace.as_deref() == Some("team-a/research"))
         .collect();
-    let total_in: u64 = ws.iter().map(|r| r.usage.input_tokens).sum();
-    let total_out: u64 = ws.iter().map(|r| r.usage.output_tokens).sum();
-    let cost: f64 = ws.iter().map(|r| r.cost.input + r.cost.output).sum();
+    // A chain run's usage is its calls' (counted on their own records): it counts nothing.
+    let total_in: u64 = ws.iter().map(|r| r.own_usage().0.input_tokens).sum();
+    let total_out: u64 = ws.iter().map(|r| r.own_usage().0.output_tokens).sum();
+    let cost: f64 = ws
+        .iter()
+        .map(|r| r.own_usage().1)
+        .map(|c| c.input + c.output)
+        .sum();
     assert_eq!(u["workspace"], "team-a/research");
     assert_eq!(u["token_usage"]["requests"], ws.len());
     assert_eq!(u["token_usage"]["input_tokens"], total_in);
@@ -1536,11 +1541,16 @@ async fn summary_matches_the_records() {
     let rank = |p: usize| latencies[(p * latencies.len()).div_ceil(100) - 1];
     assert_eq!(s["p50_latency_ms"], rank(50));
     assert_eq!(s["p95_latency_ms"], rank(95));
-    let sum = |f: fn(&Usage) -> u64| ws.iter().map(|r| f(&r.usage)).sum::<u64>();
+    // A chain run's usage is its calls' (counted on their own records): it counts nothing.
+    let sum = |f: fn(&Usage) -> u64| ws.iter().map(|r| f(&r.own_usage().0)).sum::<u64>();
     assert_eq!(s["input_tokens"], sum(|u| u.input_tokens));
     assert_eq!(s["output_tokens"], sum(|u| u.output_tokens));
     assert_eq!(s["total_tokens"], sum(|u| u.total()));
-    let cost: f64 = ws.iter().map(|r| r.cost.input + r.cost.output).sum();
+    let cost: f64 = ws
+        .iter()
+        .map(|r| r.own_usage().1)
+        .map(|c| c.input + c.output)
+        .sum();
     assert!((s["total_cost"].as_f64().unwrap() - cost).abs() < 1e-9);
     assert_eq!(s["period_start"], "2026-01-01T00:00:01Z");
     assert_eq!(s["period_end"], "2026-01-01T00:00:09.7Z");
