@@ -43,7 +43,7 @@ model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
 machine="$(nproc) CPUs, ${model:-unknown CPU}, $(awk '/MemTotal/ {printf "%.0f GB RAM", $2/1e6}' /proc/meminfo), $(uname -sr)"
 
 if [[ $smoke -eq 1 ]]; then
-  args=(--seconds 0.3 --rates 200 --connections 4 --streams 10 --stream-seconds 1.5
+  args=(--seconds 0.2 --rates 200 --connections 4 --streams 10 --stream-seconds 0.5
     --cr-counts 100 --edits 3 --edit-crs 100 --operator-crs 100 --peers "" --out-dir "")
 else
   echo "== installing peers (each bounded in time)" >&2

@@ -233,10 +233,23 @@ pub async fn open_loop(
     let total = (rate * duration.as_secs_f64()) as u64;
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = Instant::now() + Duration::from_millis(10);
+    // The schedule is kept by an OS thread (nanosleep wakes within tens of microseconds; tokio's
+    // timer has a 1 ms granularity that would be charged to every request).
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
+    let pacer = std::thread::spawn(move || {
+        for i in 0..total {
+            let intended = start + interval.mul_f64(i as f64);
+            let now = Instant::now();
+            if intended > now {
+                std::thread::sleep(intended - now);
+            }
+            if tx.send(intended).is_err() {
+                break;
+            }
+        }
+    });
     let mut tasks = Vec::with_capacity(total as usize);
-    for i in 0..total {
-        let intended = start + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(intended.into()).await;
+    while let Some(intended) = rx.recv().await {
         let target = target.clone();
         let shared = shared.clone();
         let pool = pool.clone();
@@ -259,6 +272,7 @@ pub async fn open_loop(
             record(&shared, outcome, intended.elapsed().as_micros() as u64);
         }));
     }
+    let _ = pacer.join();
     // Requests still unanswered 5 s after the schedule ended count as errors.
     let drain = tokio::time::Instant::now() + Duration::from_secs(5);
     let mut late = 0;
