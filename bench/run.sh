@@ -6,7 +6,8 @@
 #
 #   bash bench/run.sh                 # full run, a few minutes
 #   bash bench/run.sh --smoke         # seconds: tiny durations, no peers, results not written
-#   bash bench/run.sh --smoke --debug # the same on debug binaries (tests/all.sh runs this)
+#   bash bench/run.sh --smoke --debug # the same on debug binaries
+# (`cargo test` runs the same smoke run: bench/tests/smoke.rs.)
 #   bash bench/run.sh -- --seconds 2  # extra switchyard-bench flags after --
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -20,6 +20,3 @@ bash tests/sdk.sh
 
 step "Helm chart rendered by Helm's template engine, checked against the kustomize tree"
 bash tests/chart.sh
-
-step "benchmark harness smoke run (tiny durations; the benchmark itself is bash bench/run.sh)"
-bash bench/run.sh --smoke --debug

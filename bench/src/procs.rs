@@ -56,11 +56,14 @@ impl Proc {
     /// Starts the mock upstream on a free port and returns it with its address (parsed from
     /// its one stdout line).
     pub async fn mock(bin: &Path, cpus: &str) -> anyhow::Result<(Self, SocketAddr)> {
-        let mut cmd = Command::new("taskset");
-        cmd.arg("-c")
-            .arg(cpus)
-            .arg(bin)
-            .args(["--listen", "127.0.0.1:0", "--no-record"])
+        let mut cmd = if cpus.is_empty() {
+            Command::new(bin)
+        } else {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(cpus).arg(bin);
+            c
+        };
+        cmd.args(["--listen", "127.0.0.1:0", "--no-record"])
             .env("RUST_LOG", "error")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
