@@ -618,10 +618,7 @@ async fn edit_to_served(args: &Args, mock: SocketAddr, report: &mut Report) -> a
     let dir = args.work_dir.join("edits");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
-    manifests::write_atomic(
-        &dir.join("bulk.yaml"),
-        &manifests::generated(args.edit_crs, mock),
-    )?;
+    manifests::write_files(&dir, "bulk", &manifests::generated(args.edit_crs, mock))?;
     let edit = dir.join("edit.yaml");
     manifests::write_atomic(&edit, &manifests::editable(mock, "edit-0"))?;
     let (dp, gw) = start_data_plane(args, "dataplane-edits", &dir, &[]).await?;
@@ -730,8 +727,9 @@ async fn operator_memory(args: &Args, mock: SocketAddr, report: &mut Report) -> 
     let _ = std::fs::remove_dir_all(&dir);
     let manifests_dir = dir.join("manifests");
     std::fs::create_dir_all(&manifests_dir)?;
-    manifests::write_atomic(
-        &manifests_dir.join("bulk.yaml"),
+    manifests::write_files(
+        &manifests_dir,
+        "bulk",
         &manifests::generated(args.operator_crs, mock),
     )?;
     let token = dir.join("token");

@@ -153,6 +153,17 @@ pub fn editable(mock: SocketAddr, model: &str) -> Vec<Value> {
     ]
 }
 
+/// Documents per file: the YAML reader refuses a text of more than 1,024 documents.
+pub const FILE_DOCS: usize = 1000;
+
+/// Writes `docs` as `dir/PREFIX-N.yaml` files of at most [`FILE_DOCS`] documents each.
+pub fn write_files(dir: &Path, prefix: &str, docs: &[Value]) -> anyhow::Result<()> {
+    for (i, chunk) in docs.chunks(FILE_DOCS).enumerate() {
+        write_atomic(&dir.join(format!("{prefix}-{i}.yaml")), chunk)?;
+    }
+    Ok(())
+}
+
 /// Documents as one multi-document text.
 pub fn to_text(docs: &[Value]) -> String {
     let mut out = String::new();
@@ -175,8 +186,10 @@ pub fn write_atomic(path: &Path, docs: &[Value]) -> anyhow::Result<()> {
 /// The documents as a compiler inventory (through the same reader local mode uses).
 pub fn inventory(docs: &[Value]) -> anyhow::Result<Inventory> {
     let mut inv = Inventory::default();
-    switchyard_crds::manifest::add_yaml(&mut inv, "generated", &to_text(docs))
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .context("reading generated manifests")?;
+    for chunk in docs.chunks(FILE_DOCS) {
+        switchyard_crds::manifest::add_yaml(&mut inv, "generated", &to_text(chunk))
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("reading generated manifests")?;
+    }
     Ok(inv)
 }
