@@ -29,7 +29,7 @@
 //! | `POST /v1/messages` | Anthropic messages (stream and non-stream, tool use, thinking, cache tokens) |
 //! | `POST /v1/messages/count_tokens` | Anthropic token count `{"input_tokens": N}` |
 //! | `GET /api/tags`, `POST /api/show`, `POST /api/chat`, `GET /api/version` | Ollama (its OpenAI-compatible `/v1/...` is the OpenAI dialect above) |
-//! | `GET /` | `mock upstream is running` |
+//! | `GET /`, `GET /health` | `mock upstream is running` |
 //! | `/_mock/...` | control API, see below |
 //!
 //! Malformed JSON, a missing `model`/`messages` (Anthropic: also `max_tokens`) get a 400 in the

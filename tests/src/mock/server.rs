@@ -252,7 +252,8 @@ impl Endpoint {
             "/api/show" => Endpoint::Show,
             "/api/chat" => Endpoint::OllamaChat,
             "/api/version" => Endpoint::Version,
-            "/" => Endpoint::Root,
+            // `/health`: what vLLM-style routers probe before they route to a worker.
+            "/" | "/health" => Endpoint::Root,
             p if p.starts_with("/v1/models/") => Endpoint::Model,
             _ => return Err(404),
         };
