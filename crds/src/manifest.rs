@@ -31,6 +31,22 @@ pub struct LoadReport {
     pub skipped: Vec<String>,
 }
 
+/// Most YAML documents in one manifest file (serde-saphyr's default of 1,024 refuses a plain
+/// GitOps file of a few thousand CRs).
+pub const MAX_DOCUMENTS: usize = 100_000;
+
+/// The YAML parser's budget: the library's protections (depth, aliases, anchors, scalar bytes)
+/// unchanged, with the document, node and event counts sized for [`MAX_DOCUMENTS`] CRs.
+fn yaml_options() -> serde_saphyr::Options {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_documents = MAX_DOCUMENTS;
+    budget.max_nodes = 20_000_000;
+    budget.max_events = 50_000_000;
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options
+}
+
 /// Parses `text` (one or more YAML documents, or `kind: List`) and adds every object to
 /// `inventory`. Objects without a namespace get [`DEFAULT_NAMESPACE`]. Kinds outside
 /// `switchyard.dev` other than Secret and Service are skipped and reported; an unknown kind
@@ -40,11 +56,14 @@ pub fn add_yaml(
     source_name: &str,
     text: &str,
 ) -> Result<LoadReport, ManifestError> {
-    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|e| ManifestError {
-        source_name: source_name.to_owned(),
-        document: 1,
-        message: format!("not valid YAML: {e}"),
-    })?;
+    let docs: Vec<Value> =
+        serde_saphyr::from_multiple_with_options(text, yaml_options()).map_err(|e| {
+            ManifestError {
+                source_name: source_name.to_owned(),
+                document: 1,
+                message: format!("not valid YAML: {e}"),
+            }
+        })?;
     let mut staged = Inventory::default();
     let mut report = LoadReport::default();
     for (i, doc) in docs.into_iter().enumerate() {
@@ -257,6 +276,21 @@ pub fn load(path: &std::path::Path) -> Result<(Inventory, Vec<std::path::PathBuf
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_of_several_thousand_crs_is_read() {
+        // More than serde-saphyr's default budget of 1,024 documents.
+        let text: String = (0..3000)
+            .map(|i| {
+                format!(
+                    "apiVersion: switchyard.dev/v1alpha1\nkind: Provider\nmetadata: {{name: p{i}}}\nspec: {{type: openai, auth: {{type: none}}, models: [{{name: m{i}}}]}}\n---\n"
+                )
+            })
+            .collect();
+        let mut inv = Inventory::default();
+        add_yaml(&mut inv, "many.yaml", &text).unwrap();
+        assert_eq!(inv.providers.len(), 3000);
+    }
 
     #[test]
     fn reads_kinds_secrets_and_skips_others() {
