@@ -63,9 +63,4 @@ impl Clients {
             }
         }
     }
-
-    /// The default client.
-    pub fn default_client(&self) -> &reqwest::Client {
-        &self.default
-    }
 }

@@ -147,8 +147,12 @@ async fn run_route(
                 for m in &g.members {
                     let label = member_label(&m.backend, &model);
                     let now = Instant::now();
-                    let b = state.breakers.breaker(policy, &label, now);
-                    if b.auto_disable() && b.state(now).state == CircuitState::Open {
+                    // Only members with a breaker can be open: none is created here.
+                    let open = state
+                        .breakers
+                        .state(policy_key, &label, now)
+                        .is_some_and(|b| b.state == CircuitState::Open);
+                    if open && state.breakers.breaker(policy, &label, now).auto_disable() {
                         exclude.push(m.backend.clone());
                         skipped_members = true;
                     }
