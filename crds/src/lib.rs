@@ -31,6 +31,7 @@ pub const GROUP: &str = "switchyard.dev";
 pub const VERSION: &str = "v1alpha1";
 pub mod compile;
 pub mod crdgen;
+pub mod glob;
 pub mod snapshot;
 
 /// Parses an `in_range` bound `min-max` (or a single number `n` meaning `n-n`), as the seed's

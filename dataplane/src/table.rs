@@ -4,8 +4,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
-use globset::GlobMatcher;
-use switchyard_crds::compile::glob_matcher;
+use switchyard_crds::glob::ModelGlob;
 use switchyard_crds::snapshot::{
     MuxRuleSnapshot, RouterPolicySnapshot, SCHEMA_VERSION, Snapshot, TargetKind, TargetSnapshot,
     WorkspaceSnapshot,
@@ -46,7 +45,7 @@ pub struct Rule {
     /// The rule.
     pub snap: MuxRuleSnapshot,
     /// Compiled pattern; `None` matches everything of the matcher's kind.
-    pub glob: Option<GlobMatcher>,
+    pub glob: Option<ModelGlob>,
 }
 
 /// A RouterPolicy with its globs and workspace scope prepared.
@@ -55,7 +54,7 @@ pub struct Policy {
     /// The policy.
     pub snap: RouterPolicySnapshot,
     /// Compiled model glob.
-    pub model_glob: Option<GlobMatcher>,
+    pub model_glob: Option<ModelGlob>,
     /// Workspace keys in scope; `None`: every workspace of the policy's namespace.
     pub workspaces: Option<HashSet<String>>,
 }
@@ -124,12 +123,12 @@ impl RoutingTable {
             }
         };
         let glob =
-            |owner: &str, pattern: &Option<String>| -> Result<Option<GlobMatcher>, TableError> {
+            |owner: &str, pattern: &Option<String>| -> Result<Option<ModelGlob>, TableError> {
                 pattern
                     .as_deref()
                     .filter(|p| !p.is_empty())
                     .map(|p| {
-                        glob_matcher(p).map_err(|e| TableError::Glob {
+                        ModelGlob::new(p).map_err(|e| TableError::Glob {
                             owner: owner.to_owned(),
                             pattern: p.to_owned(),
                             error: e.kind().to_string(),

@@ -332,16 +332,6 @@ where
     out
 }
 
-/// Builds the glob matcher the data plane uses, with the same options everywhere: `*` also
-/// matches `/` (like fnmatch), case-sensitive, `{a,b}` alternatives allowed.
-pub fn glob_matcher(pattern: &str) -> Result<globset::GlobMatcher, globset::Error> {
-    globset::GlobBuilder::new(pattern)
-        .literal_separator(false)
-        .empty_alternates(true)
-        .build()
-        .map(|g| g.compile_matcher())
-}
-
 /// Milliseconds of optional durations.
 pub(crate) fn timeouts_ms(t: Option<&crate::common::Timeouts>) -> crate::snapshot::TimeoutsMs {
     let ms = |d: Option<crate::common::GoDuration>| d.map(|d| d.get().as_millis() as u64);

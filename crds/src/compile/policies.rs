@@ -4,8 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::targets::{self, Usable};
 use super::{
-    ConditionType, Cx, Details, Kind, ObjectKey, Severity, glob_matcher, selector_matches, sorted,
-    timeouts_ms,
+    ConditionType, Cx, Details, Kind, ObjectKey, Severity, selector_matches, sorted, timeouts_ms,
 };
 use crate::RouterPolicy;
 use crate::snapshot::{
@@ -215,7 +214,7 @@ pub(crate) fn compile(
             });
         }
         if let Some(g) = &m.model
-            && let Err(e) = glob_matcher(g)
+            && let Err(e) = crate::glob::ModelGlob::new(g)
         {
             cx.error(
                 key,

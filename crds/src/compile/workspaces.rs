@@ -6,7 +6,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sha2::{Digest, Sha256};
 
 use super::targets::{self, Usable};
-use super::{ConditionType, Cx, Details, Kind, ObjectKey, Severity, glob_matcher, sorted};
+use super::{ConditionType, Cx, Details, Kind, ObjectKey, Severity, sorted};
 use crate::MuxRule;
 use crate::mux_rule::MatcherType;
 use crate::snapshot::{ClientKeySnapshot, LimitsSnapshot, MuxRuleSnapshot, WorkspaceSnapshot};
@@ -223,7 +223,7 @@ fn compile_mux_rules<'a>(
         let pattern = spec.matcher.pattern.clone().filter(|p| !p.is_empty());
         if let Some(p) = &pattern
             && spec.matcher.type_ != MatcherType::CatchAll
-            && let Err(e) = glob_matcher(p)
+            && let Err(e) = crate::glob::ModelGlob::new(p)
         {
             cx.error(
                 key,
