@@ -88,12 +88,47 @@ pub struct Args {
     /// Seconds a peer may take to start.
     #[arg(long, default_value_t = 90)]
     peer_start_timeout: u64,
+    /// Sections to run (the others are left out of the table): serial, open, throughput,
+    /// streams, compile, edits, operator.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "serial,open,throughput,streams,compile,edits,operator"
+    )]
+    sections: Vec<String>,
     /// Git commit, for the results file name.
     #[arg(long, default_value = "unknown")]
     git_sha: String,
     /// Free text describing the machine, for the results.
     #[arg(long, default_value = "")]
     machine: String,
+}
+
+const ALL_SECTIONS: [&str; 7] = [
+    "serial",
+    "throughput",
+    "open",
+    "streams",
+    "compile",
+    "edits",
+    "operator",
+];
+
+impl Args {
+    fn check_sections(&self) -> anyhow::Result<()> {
+        for s in &self.sections {
+            anyhow::ensure!(
+                ALL_SECTIONS.contains(&s.as_str()),
+                "unknown section {s:?} (known: {})",
+                ALL_SECTIONS.join(", ")
+            );
+        }
+        Ok(())
+    }
+
+    fn runs(&self, section: &str) -> bool {
+        self.sections.iter().any(|s| s == section)
+    }
 }
 
 const CHAT: &str = "/v1/chat/completions";
@@ -147,6 +182,7 @@ async fn with_peak_rss<T>(pid: u32, fut: impl Future<Output = T>) -> (T, u64) {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    args.check_sections()?;
     let _ = *START;
     let load_before = load_average();
     std::fs::create_dir_all(&args.work_dir)?;
@@ -181,7 +217,12 @@ async fn main() -> anyhow::Result<()> {
     mock.stop().await;
     report.finish(&load_average());
     print!("{}", report.table());
-    report.write(&args.out_dir, &args.git_sha)?;
+    // A run of some sections only is not a result to compare commits with.
+    if ALL_SECTIONS.iter().all(|s| args.runs(s)) {
+        report.write(&args.out_dir, &args.git_sha)?;
+    } else {
+        progress("some sections only: results not written");
+    }
     Ok(())
 }
 
@@ -354,7 +395,7 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
     }
 
     // One request at a time.
-    for (id, label, d, g, target) in &rows {
+    for (id, label, d, g, target) in rows.iter().filter(|_| args.runs("serial")) {
         let rd = load::closed_loop(d, 1, secs(args.seconds)).await?;
         let rg = load::closed_loop(g, 1, secs(args.seconds)).await?;
         check(&rg, id);
@@ -379,7 +420,7 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
 
     // Open loop at fixed rates.
     let mut rss_5000 = None;
-    for &rate in &args.rates {
+    for &rate in args.rates.iter().filter(|_| args.runs("open")) {
         let rd = load::open_loop(&direct, rate, secs(args.seconds), 256).await?;
         let (rg, peak) = with_peak_rss(
             dp.pid()?,
@@ -415,119 +456,128 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
     }
 
     // Closed loop, maximum throughput.
-    let td = load::closed_loop(&direct, args.connections, secs(args.seconds)).await?;
-    let (tg, peak_max) = with_peak_rss(
-        dp.pid()?,
-        load::closed_loop(&base, args.connections, secs(args.seconds)),
-    )
-    .await;
-    let tg = tg?;
-    check(&tg, "max throughput");
-    progress(&format!(
-        "max throughput: direct {:.0}/s, gateway {:.0}/s p99 {} µs",
-        td.rps, tg.rps, tg.latency.p99
-    ));
-    report.row(
-        Row::new(
-            "max_throughput",
-            &format!(
-                "throughput, closed loop, {} connections (req/s; p99 µs)",
-                args.connections
-            ),
+    let mut peak_max = None;
+    if args.runs("throughput") {
+        let td = load::closed_loop(&direct, args.connections, secs(args.seconds)).await?;
+        let (tg, peak) = with_peak_rss(
+            dp.pid()?,
+            load::closed_loop(&base, args.connections, secs(args.seconds)),
         )
-        .direct(Cell::text(format!("{:.0}; p99 {}", td.rps, td.latency.p99)))
-        .gateway(Cell::text(format!("{:.0}; p99 {}", tg.rps, tg.latency.p99)))
-        .target(
-            ">=10000/s, p99<5 ms, 0 errors",
-            tg.rps >= 10_000.0 && tg.latency.p99 < 5_000 && tg.errors == 0,
+        .await;
+        let tg = tg?;
+        check(&tg, "max throughput");
+        progress(&format!(
+            "max throughput: direct {:.0}/s, gateway {:.0}/s p99 {} µs",
+            td.rps, tg.rps, tg.latency.p99
+        ));
+        report.row(
+            Row::new(
+                "max_throughput",
+                &format!(
+                    "throughput, closed loop, {} connections (req/s; p99 µs)",
+                    args.connections
+                ),
+            )
+            .direct(Cell::text(format!("{:.0}; p99 {}", td.rps, td.latency.p99)))
+            .gateway(Cell::text(format!("{:.0}; p99 {}", tg.rps, tg.latency.p99)))
+            .target(
+                ">=10000/s, p99<5 ms, 0 errors",
+                tg.rps >= 10_000.0 && tg.latency.p99 < 5_000 && tg.errors == 0,
+            )
+            .errors(tg.errors)
+            .value(tg.rps),
+        );
+        report.raw("max_throughput", json!({"direct": td, "gateway": tg}));
+        report.baselines.insert("max_throughput".into(), td.clone());
+        let tguard = load::closed_loop(
+            &Target {
+                headers: auth(manifests::GUARDED_KEY),
+                ..base.clone()
+            },
+            args.connections,
+            secs(args.seconds),
         )
-        .errors(tg.errors)
-        .value(tg.rps),
-    );
-    report.raw("max_throughput", json!({"direct": td, "gateway": tg}));
-    report.baselines.insert("max_throughput".into(), td.clone());
-    let tguard = load::closed_loop(
-        &Target {
-            headers: auth(manifests::GUARDED_KEY),
-            ..base.clone()
-        },
-        args.connections,
-        secs(args.seconds),
-    )
-    .await?;
-    report.row(
-        Row::new(
-            "max_throughput_guarded",
-            "throughput with guardrails, limits, recording (req/s; p99 µs)",
-        )
-        .gateway(Cell::text(format!(
-            "{:.0}; p99 {}",
-            tguard.rps, tguard.latency.p99
-        )))
-        .errors(tguard.errors),
-    );
-    report.raw("max_throughput_guarded", json!(tguard));
+        .await?;
+        report.row(
+            Row::new(
+                "max_throughput_guarded",
+                "throughput with guardrails, limits, recording (req/s; p99 µs)",
+            )
+            .gateway(Cell::text(format!(
+                "{:.0}; p99 {}",
+                tguard.rps, tguard.latency.p99
+            )))
+            .errors(tguard.errors),
+        );
+        report.raw("max_throughput_guarded", json!(tguard));
+
+        peak_max = Some(peak);
+    }
 
     // Streams.
-    let stream_model = "bench-base+chunks=20+chunk_delay=50";
-    let sd_target = Target {
-        body: chat_body(stream_model, PROMPT, true),
-        ..direct.clone()
-    };
-    let sg_target = Target {
-        body: chat_body(stream_model, PROMPT, true),
-        ..base.clone()
-    };
-    let sd = load::streams(&sd_target, args.streams, secs(args.stream_seconds), || {}).await?;
-    let rss_streams = Arc::new(Mutex::new(0u64));
-    let (r, pid) = (rss_streams.clone(), dp.pid()?);
-    let sg = load::streams(
-        &sg_target,
-        args.streams,
-        secs(args.stream_seconds),
-        move || {
-            if let (Ok(v), Ok(mut m)) = (procs::rss_of(pid), r.lock()) {
-                *m = v;
-            }
-        },
-    )
-    .await?;
-    let rss_streams = rss_streams.lock().map(|m| *m).unwrap_or(0);
-    let ttft = added(&sg.ttft, &sd.ttft);
-    let gap = added(&sg.gap, &sd.gap);
-    progress(&format!(
-        "streams: added ttft {ttft:?} gap {gap:?}, stalls {}, errors {}",
-        sg.stalls, sg.errors
-    ));
-    report.row(
-        Row::new(
-            "stream_ttft",
-            &format!(
-                "added time to first token, {} streams (µs p50/p99/p99.9)",
-                args.streams
-            ),
+    let mut rss_open_streams = None;
+    if args.runs("streams") {
+        let stream_model = "bench-base+chunks=20+chunk_delay=50";
+        let sd_target = Target {
+            body: chat_body(stream_model, PROMPT, true),
+            ..direct.clone()
+        };
+        let sg_target = Target {
+            body: chat_body(stream_model, PROMPT, true),
+            ..base.clone()
+        };
+        let sd = load::streams(&sd_target, args.streams, secs(args.stream_seconds), || {}).await?;
+        let rss_streams = Arc::new(Mutex::new(0u64));
+        let (r, pid) = (rss_streams.clone(), dp.pid()?);
+        let sg = load::streams(
+            &sg_target,
+            args.streams,
+            secs(args.stream_seconds),
+            move || {
+                if let (Ok(v), Ok(mut m)) = (procs::rss_of(pid), r.lock()) {
+                    *m = v;
+                }
+            },
         )
-        .direct(Cell::dist(&sd.ttft))
-        .gateway(Cell::dist(&sg.ttft))
-        .added(Cell::triple(ttft))
-        .target("p99<250", ttft[1] < 250)
-        .errors(sg.errors),
-    );
-    report.row(
-        Row::new(
-            "stream_gap",
-            &format!(
-                "added inter-chunk gap, {} streams (µs p50/p99/p99.9)",
-                args.streams
-            ),
-        )
-        .direct(Cell::dist(&sd.gap))
-        .gateway(Cell::dist(&sg.gap))
-        .added(Cell::triple(gap))
-        .target("no stall (gap > 1 s)", sg.stalls == 0 && sg.errors == 0)
-        .errors(sg.errors),
-    );
-    report.raw("streams", json!({"direct": sd, "gateway": sg}));
+        .await?;
+        let rss_streams = rss_streams.lock().map(|m| *m).unwrap_or(0);
+        let ttft = added(&sg.ttft, &sd.ttft);
+        let gap = added(&sg.gap, &sd.gap);
+        progress(&format!(
+            "streams: added ttft {ttft:?} gap {gap:?}, stalls {}, errors {}",
+            sg.stalls, sg.errors
+        ));
+        report.row(
+            Row::new(
+                "stream_ttft",
+                &format!(
+                    "added time to first token, {} streams (µs p50/p99/p99.9)",
+                    args.streams
+                ),
+            )
+            .direct(Cell::dist(&sd.ttft))
+            .gateway(Cell::dist(&sg.ttft))
+            .added(Cell::triple(ttft))
+            .target("p99<250", ttft[1] < 250)
+            .errors(sg.errors),
+        );
+        report.row(
+            Row::new(
+                "stream_gap",
+                &format!(
+                    "added inter-chunk gap, {} streams (µs p50/p99/p99.9)",
+                    args.streams
+                ),
+            )
+            .direct(Cell::dist(&sd.gap))
+            .gateway(Cell::dist(&sg.gap))
+            .added(Cell::triple(gap))
+            .target("no stall (gap > 1 s)", sg.stalls == 0 && sg.errors == 0)
+            .errors(sg.errors),
+        );
+        report.raw("streams", json!({"direct": sd, "gateway": sg}));
+        rss_open_streams = Some(rss_streams);
+    }
 
     let mb = |b: u64| format!("{:.1}", b as f64 / 1e6);
     report.row(
@@ -547,32 +597,36 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
             .value(r as f64),
         );
     }
-    report.row(
-        Row::new(
-            "rss_max",
-            "data-plane resident memory, peak at max throughput (MB)",
-        )
-        .gateway(Cell::text(mb(peak_max)))
-        .value(peak_max as f64),
-    );
-    report.row(
-        Row::new(
-            "rss_streams",
-            &format!(
-                "data-plane resident memory, {} open streams (MB)",
-                args.streams
-            ),
-        )
-        .gateway(Cell::text(mb(rss_streams)))
-        .value(rss_streams as f64),
-    );
+    if let Some(peak_max) = peak_max {
+        report.row(
+            Row::new(
+                "rss_max",
+                "data-plane resident memory, peak at max throughput (MB)",
+            )
+            .gateway(Cell::text(mb(peak_max)))
+            .value(peak_max as f64),
+        );
+    }
+    if let Some(rss_streams) = rss_open_streams {
+        report.row(
+            Row::new(
+                "rss_streams",
+                &format!(
+                    "data-plane resident memory, {} open streams (MB)",
+                    args.streams
+                ),
+            )
+            .gateway(Cell::text(mb(rss_streams)))
+            .value(rss_streams as f64),
+        );
+    }
     dp.stop().await;
     Ok(())
 }
 
 /// Section 2: compile time, snapshot size, edit→served, snapshot apply, operator memory.
 async fn control_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyhow::Result<()> {
-    for &n in &args.cr_counts {
+    for &n in args.cr_counts.iter().filter(|_| args.runs("compile")) {
         let inv = manifests::inventory(&manifests::generated(n, mock))?;
         let mut times = Vec::new();
         let mut size = 0;
@@ -605,10 +659,10 @@ async fn control_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> an
         );
     }
 
-    if args.edits > 0 {
+    if args.edits > 0 && args.runs("edits") {
         edit_to_served(args, mock, report).await?;
     }
-    if args.operator_crs > 0 {
+    if args.operator_crs > 0 && args.runs("operator") {
         operator_memory(args, mock, report).await?;
     }
     Ok(())
