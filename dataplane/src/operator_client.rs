@@ -25,7 +25,6 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 use switchyard_crds::snapshot::Snapshot;
 
-use crate::record::Interception;
 use crate::spool::Shipper;
 use crate::state::AppState;
 
@@ -463,15 +462,14 @@ impl HttpShipper {
         }
     }
 
-    async fn post(&self, batch: &[Interception]) -> Result<(), (Option<StatusCode>, String)> {
+    async fn post(&self, batch: &[&[u8]]) -> Result<(), (Option<StatusCode>, String)> {
         let client = self
             .clients
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&self.cfg)
             .map_err(|e| (None, e))?;
-        let body = serde_json::to_vec(batch).map_err(|e| (None, e.to_string()))?;
-        post_json(&client, &self.cfg, RECORDS_PATH, body).await
+        post_json(&client, &self.cfg, RECORDS_PATH, json_array(batch)).await
     }
 }
 
@@ -511,9 +509,9 @@ pub(crate) async fn post_json(
 }
 
 impl Shipper for HttpShipper {
-    fn ship<'a>(&'a self, batch: &'a [Interception]) -> BoxFuture<'a, Result<(), String>> {
+    fn ship<'a>(&'a self, batch: &'a [&'a [u8]]) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let mut pending: Vec<&[Interception]> = vec![batch];
+            let mut pending: Vec<&[&[u8]]> = vec![batch];
             while let Some(part) = pending.pop() {
                 if part.is_empty() {
                     continue;
@@ -526,7 +524,7 @@ impl Shipper for HttpShipper {
                         pending.push(a);
                     }
                     Err((Some(StatusCode::PAYLOAD_TOO_LARGE), e)) => {
-                        let id = part.first().map(|r| r.id.to_string()).unwrap_or_default();
+                        let id = part.first().map(|r| record_id(r)).unwrap_or_default();
                         tracing::error!(record = %id, error = %e, "the operator refuses this record as too large; dropping it");
                     }
                     Err((_, e)) => return Err(e),
@@ -535,6 +533,31 @@ impl Shipper for HttpShipper {
             Ok(())
         })
     }
+}
+
+/// A JSON array of records that are each a JSON object already.
+fn json_array(records: &[&[u8]]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(records.iter().map(|r| r.len() + 1).sum::<usize>() + 2);
+    body.push(b'[');
+    for (i, r) in records.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(r);
+    }
+    body.push(b']');
+    body
+}
+
+/// The id of a stored record, for a log line.
+fn record_id(record: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Id {
+        id: String,
+    }
+    serde_json::from_slice::<Id>(record)
+        .map(|r| r.id)
+        .unwrap_or_else(|_| "?".into())
 }
 
 #[cfg(test)]

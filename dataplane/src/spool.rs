@@ -19,9 +19,13 @@ use crate::metrics::Metrics;
 use crate::record::Interception;
 
 /// Where shipped records go (the operator, a file, a test sink).
+///
+/// A batch holds records as the spool stored them: each item is one [`Interception`] as a JSON
+/// object (checked to be well-formed JSON). Shipping never parses and re-serializes records:
+/// that work ran on the request threads and stalled requests for milliseconds per segment.
 pub trait Shipper: Send + Sync + 'static {
     /// Ships one batch. An error keeps the batch for a later try.
-    fn ship<'a>(&'a self, batch: &'a [Interception]) -> BoxFuture<'a, Result<(), String>>;
+    fn ship<'a>(&'a self, batch: &'a [&'a [u8]]) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// Appends shipped records as JSON lines to a file (the local record store in local mode).
@@ -38,12 +42,12 @@ impl FileShipper {
 }
 
 impl Shipper for FileShipper {
-    fn ship<'a>(&'a self, batch: &'a [Interception]) -> BoxFuture<'a, Result<(), String>> {
+    fn ship<'a>(&'a self, batch: &'a [&'a [u8]]) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
-            let mut text = String::new();
+            let mut text = Vec::with_capacity(batch.iter().map(|r| r.len() + 1).sum());
             for r in batch {
-                text.push_str(&serde_json::to_string(r).map_err(|e| e.to_string())?);
-                text.push('\n');
+                text.extend_from_slice(r);
+                text.push(b'\n');
             }
             let mut f = tokio::fs::OpenOptions::new()
                 .create(true)
@@ -51,9 +55,7 @@ impl Shipper for FileShipper {
                 .open(&self.path)
                 .await
                 .map_err(|e| format!("{}: {e}", self.path.display()))?;
-            f.write_all(text.as_bytes())
-                .await
-                .map_err(|e| e.to_string())?;
+            f.write_all(&text).await.map_err(|e| e.to_string())?;
             f.flush().await.map_err(|e| e.to_string())
         })
     }
@@ -326,17 +328,34 @@ async fn ship_ready(
         let Ok(bytes) = tokio::fs::read(&path).await else {
             continue;
         };
-        let records: Vec<Interception> = bytes
-            .split(|c| *c == b'\n')
-            .filter(|l| !l.is_empty())
-            .filter_map(|l| serde_json::from_slice(l).ok())
-            .collect();
+        // Each line is one record; a line that is not JSON (a damaged file) is dropped and
+        // counted rather than blocking the spool behind a batch the receiver refuses forever.
+        let mut records: Vec<&[u8]> = Vec::new();
+        let mut damaged = 0u64;
+        for line in bytes.split(|c| *c == b'\n').filter(|l| !l.is_empty()) {
+            if serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok() {
+                records.push(line);
+            } else {
+                damaged += 1;
+            }
+        }
+        if damaged > 0 {
+            metrics.spool_dropped.inc_by(damaged);
+            metrics.spool_records.dec_by(damaged as i64);
+            tracing::warn!(
+                segment = seq,
+                records = damaged,
+                "spool: damaged records dropped"
+            );
+        }
         for batch in records.chunks(config.batch_size.max(1)) {
             if let Err(e) = shipper.ship(batch).await {
                 metrics.ship_failures.inc();
                 tracing::warn!(error = %e, segment = seq, "spool: shipping failed; will retry");
                 return false;
             }
+            // Requests share this thread: let them run between batches.
+            tokio::task::yield_now().await;
         }
         if tokio::fs::remove_file(&path).await.is_ok() {
             metrics.records_shipped.inc_by(records.len() as u64);
@@ -344,4 +363,94 @@ async fn ship_ready(
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Collects what it is given.
+    #[derive(Default)]
+    struct Sink(Mutex<Vec<Vec<u8>>>);
+
+    impl Shipper for Sink {
+        fn ship<'a>(&'a self, batch: &'a [&'a [u8]]) -> BoxFuture<'a, Result<(), String>> {
+            Box::pin(async move {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .extend(batch.iter().map(|r| r.to_vec()));
+                Ok(())
+            })
+        }
+    }
+
+    fn record(n: u128) -> Interception {
+        serde_json::from_value(serde_json::json!({
+            "id": uuid::Uuid::from_u128(n), "request_id": format!("r{n}"),
+            "started_at": "2025-01-01T00:00:00Z", "ended_at": "2025-01-01T00:00:01Z",
+            "endpoint": "/v1/chat/completions", "credential_kind": "none", "client": "c",
+            "model_requested": "m", "status": 200, "outcome": "success",
+            "stream": false, "latency_ms": 1,
+            "usage": {"input_tokens": 1, "output_tokens": 2, "cache_read_input_tokens": 0, "cache_write_input_tokens": 0},
+            "usage_estimated": false, "cost": {"input": 0.0, "output": 0.0},
+            "snapshot_version": "v"
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn records_are_shipped_as_stored_and_a_damaged_line_is_dropped() {
+        let spool_dir = std::env::temp_dir().join(format!("spool-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&spool_dir).unwrap();
+        // A segment left by an earlier run, with one damaged line between two good ones.
+        let good = serde_json::to_string(&record(1)).unwrap();
+        std::fs::write(
+            segment_path(&spool_dir, 1),
+            format!("{good}\n{{\"id\": \"torn\n{good}\n"),
+        )
+        .unwrap();
+        let metrics = Arc::new(Metrics::new(&mut Default::default()));
+        let sink = Arc::new(Sink::default());
+        let (spool, tasks) = Spool::start(
+            SpoolConfig {
+                dir: spool_dir.clone(),
+                max_bytes: 1 << 20,
+                flush_interval: Duration::from_millis(20),
+                batch_size: 2,
+            },
+            Some(sink.clone()),
+            metrics.clone(),
+        )
+        .await
+        .unwrap();
+        for n in 2..=4 {
+            spool.record(record(n));
+        }
+        tasks.shutdown(spool, Duration::from_secs(5)).await;
+
+        let shipped: Vec<Interception> = sink
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| serde_json::from_slice(r).unwrap())
+            .collect();
+        let ids: Vec<u128> = shipped.iter().map(|r| r.id.as_u128()).collect();
+        assert_eq!(ids, [1, 1, 2, 3, 4], "every good record, in order");
+        assert_eq!(shipped[3], record(3), "shipped unchanged");
+        assert_eq!(
+            metrics.spool_dropped.get(),
+            1,
+            "the damaged line is counted"
+        );
+        assert_eq!(
+            std::fs::read_dir(&spool_dir).unwrap().count(),
+            0,
+            "shipped segments are deleted"
+        );
+        let _ = std::fs::remove_dir_all(&spool_dir);
+    }
 }
