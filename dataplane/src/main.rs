@@ -2,6 +2,13 @@
 
 use clap::Parser;
 
+// jemalloc: about a fifth of the data plane's CPU per request went to glibc malloc/free (perf);
+// with jemalloc the bench's maximum throughput went from 14k to 20.8k requests/s and its p99
+// from 18 to 7 ms, at the same resident memory. mimalloc (v2 and v3) was as fast but held 2-5x
+// the memory with 1,000 open streams.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> anyhow::Result<()> {
     let config = switchyard_dataplane::config::Config::parse();
     switchyard_dataplane::init_tracing(config.log_format);

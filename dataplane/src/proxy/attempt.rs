@@ -130,22 +130,26 @@ pub(crate) async fn attempt(
     let url = up.url(endpoint).map_err(Failed::final_)?;
     // Egress policy before any traffic (IP-literal hosts never reach the client's resolver).
     // A refusal is the gateway's own: the guard is dropped, so the breaker does not count it.
-    if let Err(e) = reqwest::Url::parse(&url)
+    // The URL is parsed once, here, and handed to the client as parsed.
+    let url = match reqwest::Url::parse(&url)
         .map_err(|e| e.to_string())
         .and_then(|u| {
             state
                 .settings
                 .egress
                 .check_url(&u)
+                .map(|()| u)
                 .map_err(|e| e.to_string())
-        })
-    {
-        record_attempt(tracker, None, Some(e.clone()));
-        return Err(Failed::try_next(ApiError::new(
-            ErrorKind::Upstream,
-            format!("{}: {e}", up.name),
-        )));
-    }
+        }) {
+        Ok(u) => u,
+        Err(e) => {
+            record_attempt(tracker, None, Some(e.clone()));
+            return Err(Failed::try_next(ApiError::new(
+                ErrorKind::Upstream,
+                format!("{}: {e}", up.name),
+            )));
+        }
+    };
     let (upstream_body, caller_wants_usage) =
         upstream_body(body, dialect, up, info.stream).map_err(Failed::final_)?;
     let auth = up
@@ -156,7 +160,7 @@ pub(crate) async fn attempt(
     let mut req = state
         .client
         .get(timeouts.connect)
-        .post(&url)
+        .post(url)
         .header(header::CONTENT_TYPE, "application/json")
         .header(
             header::ACCEPT,
