@@ -313,6 +313,29 @@ async fn ship_loop(
     }
 }
 
+/// A segment's bytes, the byte ranges of its records, and how many lines were damaged. Each
+/// line is one record; a line that is not JSON (a damaged file) is dropped and counted rather
+/// than blocking the spool behind a batch the receiver refuses forever.
+fn read_segment(path: &Path) -> std::io::Result<(Vec<u8>, Vec<std::ops::Range<usize>>, u64)> {
+    let bytes = std::fs::read(path)?;
+    let mut lines = Vec::new();
+    let mut damaged = 0u64;
+    let mut start = 0;
+    for line in bytes.split_inclusive(|c| *c == b'\n') {
+        let end = start + line.len();
+        let body = line.strip_suffix(b"\n").unwrap_or(line);
+        if !body.is_empty() {
+            if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() {
+                lines.push(start..start + body.len());
+            } else {
+                damaged += 1;
+            }
+        }
+        start = end;
+    }
+    Ok((bytes, lines, damaged))
+}
+
 /// Ships every complete segment below `next`. False when a batch failed.
 async fn ship_ready(
     config: &SpoolConfig,
@@ -325,20 +348,16 @@ async fn ship_ready(
     };
     for (seq, _) in segs.into_iter().filter(|(s, _)| *s < next) {
         let path = segment_path(&config.dir, seq);
-        let Ok(bytes) = tokio::fs::read(&path).await else {
+        // Reading and checking a segment (up to a few MB) runs on a blocking thread, not on
+        // the threads that serve requests.
+        let read = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || read_segment(&path)).await
+        };
+        let Ok(Ok((bytes, lines, damaged))) = read else {
             continue;
         };
-        // Each line is one record; a line that is not JSON (a damaged file) is dropped and
-        // counted rather than blocking the spool behind a batch the receiver refuses forever.
-        let mut records: Vec<&[u8]> = Vec::new();
-        let mut damaged = 0u64;
-        for line in bytes.split(|c| *c == b'\n').filter(|l| !l.is_empty()) {
-            if serde_json::from_slice::<serde::de::IgnoredAny>(line).is_ok() {
-                records.push(line);
-            } else {
-                damaged += 1;
-            }
-        }
+        let records: Vec<&[u8]> = lines.iter().map(|r| &bytes[r.clone()]).collect();
         if damaged > 0 {
             metrics.spool_dropped.inc_by(damaged);
             metrics.spool_records.dec_by(damaged as i64);
