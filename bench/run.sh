@@ -36,7 +36,7 @@ build_flags=(--locked)
 [[ $profile == release ]] && build_flags+=(--release)
 cargo build "${build_flags[@]}" -p switchyard-tests -p switchyard-dataplane -p switchyard-operator \
   -p switchyard-bench --bin switchyard-mock-upstream --bin switchyard-dataplane \
-  --bin switchyard-operator --bin switchyard-bench >&2
+  --bin switchyard-operator --bin switchyard-bench --bin switchyard-floor >&2
 
 sha=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 if ! git diff --quiet HEAD -- . 2>/dev/null; then sha="$sha-dirty"; fi
@@ -44,13 +44,20 @@ model=$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)
 machine="$(nproc) CPUs, ${model:-unknown CPU}, $(awk '/MemTotal/ {printf "%.0f GB RAM", $2/1e6}' /proc/meminfo), $(uname -sr)"
 
 if [[ $smoke -eq 1 ]]; then
-  args=(--seconds 0.2 --rates 200 --connections 4 --streams 10 --stream-seconds 0.5
+  args=(--seconds 0.2 --rates 200 --connections 4 --streams 10 --stream-seconds 0.5 --many-streams 20 --many-stream-chunks 2
     --cr-counts 100 --edits 3 --edit-crs 100 --operator-crs 100 --peers "" --out-dir "")
 else
   echo "== installing peers (each bounded in time)" >&2
   mkdir -p target/bench-peers
   bash bench/peers.sh | tee target/bench-peers/status.txt >&2
   args=()
+fi
+
+# 10,000 streams hold 10,000 sockets in each process (callers reach the data plane over
+# HTTP/2): raise the soft open-file limit to the hard one; children inherit it.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [[ $(ulimit -n) != unlimited && $(ulimit -n) -lt 10100 ]]; then
+  echo "note: open-file limit $(ulimit -n) < 10100: the many-streams section will fail (-- --many-streams N)" >&2
 fi
 
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2

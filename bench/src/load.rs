@@ -151,6 +151,59 @@ fn request(target: &Target) -> anyhow::Result<http::Request<Full<Bytes>>> {
     Ok(req.body(Full::new(target.body.clone()))?)
 }
 
+/// How the streams reach the server.
+#[derive(Clone, Copy, Debug)]
+pub enum Transport {
+    /// One HTTP/1.1 connection per stream.
+    Http1,
+    /// HTTP/2 (prior knowledge), the streams spread over this many connections.
+    Http2 {
+        /// Connections.
+        connections: usize,
+    },
+}
+
+/// A connection of either protocol.
+enum Sender {
+    H1(SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    async fn send(
+        &mut self,
+        req: http::Request<Full<Bytes>>,
+    ) -> anyhow::Result<http::Response<Incoming>> {
+        Ok(match self {
+            Sender::H1(c) => {
+                c.ready().await?;
+                c.send_request(req).await?
+            }
+            Sender::H2(c) => {
+                c.ready().await?;
+                c.send_request(req).await?
+            }
+        })
+    }
+}
+
+/// Opens one HTTP/2 connection (prior knowledge, no TLS).
+async fn connect_h2(
+    addr: SocketAddr,
+) -> anyhow::Result<hyper::client::conn::http2::SendRequest<Full<Bytes>>> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
 /// Sends one request on `conn` and reads the whole answer; non-2xx is an error.
 async fn once(conn: &mut SendRequest<Full<Bytes>>, target: &Target) -> anyhow::Result<()> {
     conn.ready().await?;
@@ -317,12 +370,24 @@ pub struct StreamResult {
 pub async fn streams<F>(
     target: &Target,
     concurrency: usize,
+    transport: Transport,
     duration: Duration,
     mid: F,
 ) -> anyhow::Result<StreamResult>
 where
     F: FnOnce() + Send + 'static,
 {
+    // HTTP/2: the streams share a few connections, opened up front.
+    let shared_h2 = match transport {
+        Transport::Http1 => Vec::new(),
+        Transport::Http2 { connections } => {
+            let mut v = Vec::with_capacity(connections);
+            for _ in 0..connections.max(1) {
+                v.push(connect_h2(target.addr).await?);
+            }
+            v
+        }
+    };
     struct S {
         ttft: Histogram<u64>,
         gap: Histogram<u64>,
@@ -346,9 +411,12 @@ where
         let target = target.clone();
         let shared = shared.clone();
         let started = started.clone();
+        let h2 = (!shared_h2.is_empty()).then(|| shared_h2[i % shared_h2.len()].clone());
         tasks.push(tokio::spawn(async move {
-            // Spread the first requests over 200 ms so that 1,000 handshakes do not collide.
-            tokio::time::sleep(Duration::from_micros((i as u64 * 200) % 200_000)).await;
+            // Spread the first requests (200 µs apart, over at least 200 ms) so that thousands
+            // of handshakes do not collide.
+            let spread = (concurrency as u64 * 200).max(200_000);
+            tokio::time::sleep(Duration::from_micros((i as u64 * 200) % spread)).await;
             let mut conn = None;
             let mut first = true;
             while Instant::now() < deadline {
@@ -356,14 +424,16 @@ where
                 let mut gaps = Vec::new();
                 let outcome = async {
                     if conn.is_none() {
-                        conn = Some(connect(target.addr).await?);
+                        conn = Some(match &h2 {
+                            Some(h2) => Sender::H2(h2.clone()),
+                            None => Sender::H1(connect(target.addr).await?),
+                        });
                     }
                     let Some(c) = conn.as_mut() else {
                         bail!("no connection")
                     };
-                    c.ready().await?;
                     let sent = Instant::now();
-                    let resp: http::Response<Incoming> = c.send_request(request(&target)?).await?;
+                    let resp: http::Response<Incoming> = c.send(request(&target)?).await?;
                     if first {
                         first = false;
                         started.add_permits(1);

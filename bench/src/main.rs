@@ -52,7 +52,7 @@ pub struct Args {
     #[arg(long, default_value_t = 5.0)]
     seconds: f64,
     /// Open-loop rates (requests/s).
-    #[arg(long, value_delimiter = ',', default_value = "500,2000,5000")]
+    #[arg(long, value_delimiter = ',', default_value = "500,2000,5000,10000")]
     rates: Vec<f64>,
     /// Connections of the closed-loop maximum-throughput phase.
     #[arg(long, default_value_t = 64)]
@@ -60,6 +60,12 @@ pub struct Args {
     /// Concurrent streams.
     #[arg(long, default_value_t = 1000)]
     streams: usize,
+    /// Concurrent streams of the many-streams section.
+    #[arg(long, default_value_t = 10_000)]
+    many_streams: usize,
+    /// Deltas of each of those streams (500 ms apart).
+    #[arg(long, default_value_t = 20)]
+    many_stream_chunks: usize,
     /// Seconds of the streaming phase.
     #[arg(long, default_value_t = 6.0)]
     stream_seconds: f64,
@@ -89,11 +95,11 @@ pub struct Args {
     #[arg(long, default_value_t = 90)]
     peer_start_timeout: u64,
     /// Sections to run (the others are left out of the table): serial, open, throughput,
-    /// streams, compile, edits, operator.
+    /// streams, many-streams, compile, edits, operator.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "serial,open,throughput,streams,compile,edits,operator"
+        default_value = "serial,open,throughput,streams,many-streams,compile,edits,operator"
     )]
     sections: Vec<String>,
     /// Git commit, for the results file name.
@@ -104,11 +110,12 @@ pub struct Args {
     machine: String,
 }
 
-const ALL_SECTIONS: [&str; 7] = [
+const ALL_SECTIONS: [&str; 8] = [
     "serial",
     "throughput",
     "open",
     "streams",
+    "many-streams",
     "compile",
     "edits",
     "operator",
@@ -394,7 +401,39 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
         }
     }
 
-    // One request at a time.
+    // One request at a time. First the floor: a bare relay in the data plane's place.
+    let mut floor = None;
+    if args.runs("serial") {
+        let (relay, relay_addr) = Proc::floor(
+            &args.bin_dir.join("switchyard-floor"),
+            &args.gateway_cpu,
+            mock,
+        )
+        .await
+        .context("starting the floor relay")?;
+        let through_relay = Target {
+            addr: relay_addr,
+            ..direct.clone()
+        };
+        let rd = load::closed_loop(&direct, 1, secs(args.seconds)).await?;
+        let rf = load::closed_loop(&through_relay, 1, secs(args.seconds)).await?;
+        relay.stop().await;
+        check(&rf, "floor");
+        let a = added(&rf.latency, &rd.latency);
+        progress(&format!("floor: added p50/p99/p99.9 {a:?} µs"));
+        report.row(
+            Row::new(
+                "serial_floor",
+                "floor: a bare HTTP relay (bench/src/bin/floor.rs) in Switchyard's place, 1 at a time (µs p50/p99/p99.9)",
+            )
+            .direct(Cell::dist(&rd.latency))
+            .gateway(Cell::dist(&rf.latency))
+            .added(Cell::triple(a))
+            .errors(rf.errors),
+        );
+        report.raw("serial_floor", json!({"direct": rd, "floor": rf}));
+        floor = Some(rf.latency);
+    }
     for (id, label, d, g, target) in rows.iter().filter(|_| args.runs("serial")) {
         let rd = load::closed_loop(d, 1, secs(args.seconds)).await?;
         let rg = load::closed_loop(g, 1, secs(args.seconds)).await?;
@@ -416,6 +455,18 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
         report.row(row.errors(rg.errors));
         report.baselines.insert(id.to_string(), rd.clone());
         report.raw(id, json!({"direct": rd, "gateway": rg}));
+        if *id == "serial_base"
+            && let Some(f) = &floor
+        {
+            let own = added(&rg.latency, f);
+            report.row(
+                Row::new(
+                    "serial_base_over_floor",
+                    "Switchyard's own cost: routing + auth + metrics minus the floor (µs p50/p99/p99.9)",
+                )
+                .added(Cell::triple(own)),
+            );
+        }
     }
 
     // Open loop at fixed rates.
@@ -439,16 +490,22 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
         ));
         let id = format!("open_{rate}");
         report.baselines.insert(id.clone(), rd.clone());
-        report.row(
-            Row::new(
-                &id,
-                &format!("added latency at {rate} req/s open loop (µs p50/p99/p99.9)"),
-            )
-            .direct(Cell::dist(&rd.latency))
-            .gateway(Cell::dist(&rg.latency))
-            .added(Cell::triple(a))
-            .errors(rg.errors),
-        );
+        let mut row = Row::new(
+            &id,
+            &format!("added latency at {rate} req/s open loop (µs p50/p99/p99.9)"),
+        )
+        .direct(Cell::dist(&rd.latency))
+        .gateway(Cell::dist(&rg.latency))
+        .added(Cell::triple(a))
+        .errors(rg.errors);
+        if (rate - 10_000.0).abs() < 1.0 {
+            // The throughput target: 10,000 requests/s sustained on one core, p99 < 5 ms.
+            row = row.target(
+                "gateway p99<5 ms, 0 errors",
+                rg.latency.p99 < 5_000 && rg.errors == 0,
+            );
+        }
+        report.row(row);
         report.raw(
             &id,
             json!({"direct": rd, "gateway": rg, "gateway_peak_rss_bytes": peak}),
@@ -480,10 +537,7 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
             )
             .direct(Cell::text(format!("{:.0}; p99 {}", td.rps, td.latency.p99)))
             .gateway(Cell::text(format!("{:.0}; p99 {}", tg.rps, tg.latency.p99)))
-            .target(
-                ">=10000/s, p99<5 ms, 0 errors",
-                tg.rps >= 10_000.0 && tg.latency.p99 < 5_000 && tg.errors == 0,
-            )
+            .target(">=10000/s, 0 errors", tg.rps >= 10_000.0 && tg.errors == 0)
             .errors(tg.errors)
             .value(tg.rps),
         );
@@ -526,12 +580,20 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
             body: chat_body(stream_model, PROMPT, true),
             ..base.clone()
         };
-        let sd = load::streams(&sd_target, args.streams, secs(args.stream_seconds), || {}).await?;
+        let sd = load::streams(
+            &sd_target,
+            args.streams,
+            load::Transport::Http1,
+            secs(args.stream_seconds),
+            || {},
+        )
+        .await?;
         let rss_streams = Arc::new(Mutex::new(0u64));
         let (r, pid) = (rss_streams.clone(), dp.pid()?);
         let sg = load::streams(
             &sg_target,
             args.streams,
+            load::Transport::Http1,
             secs(args.stream_seconds),
             move || {
                 if let (Ok(v), Ok(mut m)) = (procs::rss_of(pid), r.lock()) {
@@ -579,6 +641,85 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
         rss_open_streams = Some(rss_streams);
     }
 
+    // Many streams: each process holds them all at once (file descriptors: see bench/run.sh).
+    let mut rss_many = None;
+    if args.runs("many-streams") && args.many_streams > 0 {
+        let n = args.many_streams;
+        let chunks = args.many_stream_chunks.max(2);
+        let model = &format!("bench-base+chunks={chunks}+chunk_delay=500");
+        // Every connection finishes at least one stream.
+        let seconds = secs(n as f64 * 200e-6 + chunks as f64 * 0.5 + 2.0);
+        let sd = load::streams(
+            &Target {
+                body: chat_body(model, PROMPT, true),
+                ..direct.clone()
+            },
+            n,
+            load::Transport::Http1,
+            seconds,
+            || {},
+        )
+        .await?;
+        let rss = Arc::new(Mutex::new(0u64));
+        let (r, pid) = (rss.clone(), dp.pid()?);
+        let sg = load::streams(
+            &Target {
+                body: chat_body(model, PROMPT, true),
+                ..base.clone()
+            },
+            n,
+            // Callers over HTTP/2 (100 streams per connection): with HTTP/1.1 on both sides the
+            // data plane would need 2 sockets per stream, over the machine's 20,000 open files.
+            load::Transport::Http2 {
+                connections: n.div_ceil(100),
+            },
+            seconds,
+            move || {
+                if let (Ok(v), Ok(mut m)) = (procs::rss_of(pid), r.lock()) {
+                    *m = v;
+                }
+            },
+        )
+        .await?;
+        rss_many = Some(rss.lock().map(|m| *m).unwrap_or(0));
+        let ttft = added(&sg.ttft, &sd.ttft);
+        progress(&format!(
+            "{n} streams: {} done, added ttft {ttft:?}, stalls {}, errors {} (direct: {} stalls, {} errors{})",
+            sg.streams,
+            sg.stalls,
+            sg.errors,
+            sd.stalls,
+            sd.errors,
+            sg.first_error
+                .as_deref()
+                .map(|e| format!("; first gateway error: {e}"))
+                .unwrap_or_default()
+        ));
+        report.row(
+            Row::new(
+                "many_streams",
+                &format!(
+                    "{n} concurrent streams (callers on HTTP/2): streams completed; stalls (gap > 1 s); added time to first token p50/p99 µs"
+                ),
+            )
+            .direct(Cell::text(format!(
+                "{}; {} stalls; ttft {} / {}",
+                sd.streams, sd.stalls, sd.ttft.p50, sd.ttft.p99
+            )))
+            .gateway(Cell::text(format!(
+                "{}; {} stalls; ttft {} / {}",
+                sg.streams, sg.stalls, sg.ttft.p50, sg.ttft.p99
+            )))
+            .added(Cell::text(format!("{} / {}", ttft[0], ttft[1])))
+            .target(
+                "no stall, 0 errors",
+                sg.stalls == 0 && sg.errors == 0 && sg.streams >= n as u64,
+            )
+            .errors(sg.errors),
+        );
+        report.raw("many_streams", json!({"direct": sd, "gateway": sg}));
+    }
+
     let mb = |b: u64| format!("{:.1}", b as f64 / 1e6);
     report.row(
         Row::new("rss_idle", "data-plane resident memory, idle (MB)")
@@ -605,6 +746,19 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
             )
             .gateway(Cell::text(mb(peak_max)))
             .value(peak_max as f64),
+        );
+    }
+    if let Some(r) = rss_many {
+        report.row(
+            Row::new(
+                "rss_many_streams",
+                &format!(
+                    "data-plane resident memory, {} open streams (MB)",
+                    args.many_streams
+                ),
+            )
+            .gateway(Cell::text(mb(r)))
+            .value(r as f64),
         );
     }
     if let Some(rss_streams) = rss_open_streams {

@@ -56,6 +56,38 @@ impl Proc {
     /// Starts the mock upstream on a free port and returns it with its address (parsed from
     /// its one stdout line).
     pub async fn mock(bin: &Path, cpus: &str) -> anyhow::Result<(Self, SocketAddr)> {
+        Self::announcing(
+            "mock upstream",
+            bin,
+            cpus,
+            &["--listen", "127.0.0.1:0", "--no-record"],
+        )
+        .await
+    }
+
+    /// Starts the floor relay (`switchyard-floor`) in front of `upstream`, pinned to `cpus`.
+    pub async fn floor(
+        bin: &Path,
+        cpus: &str,
+        upstream: SocketAddr,
+    ) -> anyhow::Result<(Self, SocketAddr)> {
+        let upstream = upstream.to_string();
+        Self::announcing(
+            "floor relay",
+            bin,
+            cpus,
+            &["--listen", "127.0.0.1:0", "--upstream", &upstream],
+        )
+        .await
+    }
+
+    /// Starts a process that prints `... http://ADDR` on its first stdout line once listening.
+    async fn announcing(
+        name: &str,
+        bin: &Path,
+        cpus: &str,
+        args: &[&str],
+    ) -> anyhow::Result<(Self, SocketAddr)> {
         let mut cmd = if cpus.is_empty() {
             Command::new(bin)
         } else {
@@ -63,29 +95,29 @@ impl Proc {
             c.arg("-c").arg(cpus).arg(bin);
             c
         };
-        cmd.args(["--listen", "127.0.0.1:0", "--no-record"])
+        cmd.args(args)
             .env("RUST_LOG", "error")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
         let mut child = cmd.spawn().with_context(|| format!("starting {bin:?}"))?;
-        let stdout = child.stdout.take().context("mock stdout")?;
+        let stdout = child.stdout.take().context("stdout")?;
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
             .await
-            .context("the mock upstream did not start within 20 s")??
-            .context("the mock upstream exited")?;
+            .with_context(|| format!("the {name} did not start within 20 s"))??
+            .with_context(|| format!("the {name} exited"))?;
         let addr = line
             .rsplit("http://")
             .next()
-            .context("unexpected mock output")?
+            .context("unexpected output")?
             .trim()
             .parse()
-            .with_context(|| format!("parsing the mock address from {line:?}"))?;
+            .with_context(|| format!("parsing the {name}'s address from {line:?}"))?;
         Ok((
             Self {
-                name: "mock upstream".into(),
+                name: name.into(),
                 child,
             },
             addr,

@@ -32,6 +32,10 @@ fn harness_runs_every_phase() {
             "4",
             "--stream-seconds",
             "0.3",
+            "--many-streams",
+            "6",
+            "--many-stream-chunks",
+            "2",
             "--cr-counts",
             "100",
         ])
@@ -44,11 +48,14 @@ fn harness_runs_every_phase() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");
     for row in [
+        "floor: a bare HTTP relay",
         "added latency, 1 at a time, routing + auth + metrics",
+        "Switchyard's own cost",
         "OpenAI→Anthropic, 8 KB body",
         "added latency at 100 req/s open loop",
         "throughput, closed loop",
         "added time to first token",
+        "6 concurrent streams (callers on HTTP/2)",
         "data-plane resident memory, idle",
         "compile 100 CRs",
         "manifest edit → route served",
