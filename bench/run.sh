@@ -45,6 +45,7 @@ machine="$(nproc) CPUs, ${model:-unknown CPU}, $(awk '/MemTotal/ {printf "%.0f G
 
 if [[ $smoke -eq 1 ]]; then
   args=(--seconds 0.2 --rates 200 --connections 4 --streams 10 --stream-seconds 0.5 --many-streams 20 --many-stream-chunks 2
+    --soak-seconds 1 --soak-window 0.25
     --cr-counts 100 --edits 3 --edit-crs 100 --operator-crs 100 --peers "" --out-dir "")
 else
   echo "== installing peers (each bounded in time)" >&2

@@ -66,6 +66,15 @@ pub struct Args {
     /// Deltas of each of those streams (500 ms apart).
     #[arg(long, default_value_t = 20)]
     many_stream_chunks: usize,
+    /// Seconds of the soak: open loop at `--soak-rate`, resident memory sampled every window.
+    #[arg(long, default_value_t = 600.0)]
+    soak_seconds: f64,
+    /// Requests/s of the soak.
+    #[arg(long, default_value_t = 2000.0)]
+    soak_rate: f64,
+    /// Seconds per soak window (one latency distribution and one memory sample each).
+    #[arg(long, default_value_t = 10.0)]
+    soak_window: f64,
     /// Seconds of the streaming phase.
     #[arg(long, default_value_t = 6.0)]
     stream_seconds: f64,
@@ -95,11 +104,11 @@ pub struct Args {
     #[arg(long, default_value_t = 90)]
     peer_start_timeout: u64,
     /// Sections to run (the others are left out of the table): serial, open, throughput,
-    /// streams, many-streams, compile, edits, operator.
+    /// streams, many-streams, soak, compile, edits, operator.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "serial,open,throughput,streams,many-streams,compile,edits,operator"
+        default_value = "serial,open,throughput,streams,many-streams,soak,compile,edits,operator"
     )]
     sections: Vec<String>,
     /// Git commit, for the results file name.
@@ -110,12 +119,13 @@ pub struct Args {
     machine: String,
 }
 
-const ALL_SECTIONS: [&str; 8] = [
+const ALL_SECTIONS: [&str; 9] = [
     "serial",
     "throughput",
     "open",
     "streams",
     "many-streams",
+    "soak",
     "compile",
     "edits",
     "operator",
@@ -588,6 +598,41 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
             || {},
         )
         .await?;
+        // The floor: the same streams through a bare relay in the data plane's place.
+        let (relay, relay_addr) = Proc::floor(
+            &args.bin_dir.join("switchyard-floor"),
+            &args.gateway_cpu,
+            mock,
+        )
+        .await
+        .context("starting the floor relay")?;
+        let sf = load::streams(
+            &Target {
+                addr: relay_addr,
+                ..sd_target.clone()
+            },
+            args.streams,
+            load::Transport::Http1,
+            secs(args.stream_seconds),
+            || {},
+        )
+        .await?;
+        relay.stop().await;
+        let floor_ttft = added(&sf.ttft, &sd.ttft);
+        report.row(
+            Row::new(
+                "stream_ttft_floor",
+                &format!(
+                    "floor: time to first token through a bare relay, {} streams (µs p50/p99/p99.9)",
+                    args.streams
+                ),
+            )
+            .direct(Cell::dist(&sd.ttft))
+            .gateway(Cell::dist(&sf.ttft))
+            .added(Cell::triple(floor_ttft))
+            .errors(sf.errors),
+        );
+        report.raw("streams_floor", json!({"direct": sd, "floor": sf}));
         let rss_streams = Arc::new(Mutex::new(0u64));
         let (r, pid) = (rss_streams.clone(), dp.pid()?);
         let sg = load::streams(
@@ -720,6 +765,10 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
         report.raw("many_streams", json!({"direct": sd, "gateway": sg}));
     }
 
+    if args.runs("soak") && args.soak_seconds > 0.0 {
+        soak(args, &base, &dp, report).await?;
+    }
+
     let mb = |b: u64| format!("{:.1}", b as f64 / 1e6);
     report.row(
         Row::new("rss_idle", "data-plane resident memory, idle (MB)")
@@ -775,6 +824,70 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
         );
     }
     dp.stop().await;
+    Ok(())
+}
+
+/// The soak: the base route at a steady rate, in windows; resident memory at the end of each.
+/// Memory must not grow: the last minute's mean may be at most 10% above the first minute's
+/// (after one window of warm-up).
+async fn soak(args: &Args, base: &Target, dp: &Proc, report: &mut Report) -> anyhow::Result<()> {
+    let windows = (args.soak_seconds / args.soak_window).ceil().max(2.0) as usize;
+    let mut rss = Vec::with_capacity(windows);
+    let mut p99 = Vec::with_capacity(windows);
+    let mut errors = 0;
+    let mut ok = 0;
+    for _ in 0..windows {
+        let r = load::open_loop(base, args.soak_rate, secs(args.soak_window), 256).await?;
+        check(&r, "soak");
+        errors += r.errors;
+        ok += r.ok;
+        p99.push(r.latency.p99);
+        rss.push(dp.rss()?);
+    }
+    // Windows per minute, at least one; the first window is warm-up.
+    let per_minute = ((60.0 / args.soak_window).round() as usize).clamp(1, (windows - 1).max(1));
+    let mean = |v: &[u64]| v.iter().sum::<u64>() as f64 / v.len().max(1) as f64;
+    let first = mean(&rss[1.min(windows - 1)..(1 + per_minute).min(windows)]);
+    let last = mean(&rss[windows.saturating_sub(per_minute)..]);
+    let growth = (last - first) / first.max(1.0);
+    let max = rss.iter().copied().max().unwrap_or(0);
+    progress(&format!(
+        "soak {:.0} s at {}/s: RSS first minute {:.1} MB, last minute {:.1} MB ({:+.1}%), max {:.1} MB; p99 first {} µs, last {} µs; {errors} errors",
+        args.soak_seconds,
+        args.soak_rate,
+        first / 1e6,
+        last / 1e6,
+        growth * 100.0,
+        max as f64 / 1e6,
+        p99.first().copied().unwrap_or(0),
+        p99.last().copied().unwrap_or(0),
+    ));
+    report.row(
+        Row::new(
+            "soak",
+            &format!(
+                "soak, {:.0} s at {} req/s: resident memory first → last minute (MB); p99 first → last window (µs)",
+                args.soak_seconds, args.soak_rate
+            ),
+        )
+        .gateway(Cell::text(format!(
+            "{:.1} → {:.1} MB ({:+.1}%), max {:.1}; p99 {} → {}",
+            first / 1e6,
+            last / 1e6,
+            growth * 100.0,
+            max as f64 / 1e6,
+            p99.first().copied().unwrap_or(0),
+            p99.last().copied().unwrap_or(0),
+        )))
+        .target("no growth (<10%), 0 errors", growth < 0.10 && errors == 0)
+        .errors(errors)
+        .value(last),
+    );
+    report.raw(
+        "soak",
+        json!({"rss_bytes": rss, "p99_us": p99, "ok": ok, "errors": errors,
+            "rate": args.soak_rate, "window_s": args.soak_window}),
+    );
     Ok(())
 }
 
