@@ -271,9 +271,14 @@ pub async fn closed_loop(
     Ok(finish(&shared, start.elapsed()))
 }
 
+/// Unmeasured lead-in of every open-loop run.
+pub const WARMUP: Duration = Duration::from_secs(1);
+
 /// Open loop: `rate` requests per second for `duration` on a pool of up to `connections`
 /// keep-alive connections. Each latency runs from the request's scheduled send time, so time
-/// spent waiting for a free connection behind a slow answer counts.
+/// spent waiting for a free connection behind a slow answer counts. The schedule starts with
+/// [`WARMUP`] at the same rate whose requests are sent but not counted: the connections (the
+/// caller's and the gateway's to the upstream) are then open, as they are in steady traffic.
 pub async fn open_loop(
     target: &Target,
     rate: f64,
@@ -283,9 +288,10 @@ pub async fn open_loop(
     let shared = Shared::new()?;
     let pool: Arc<Mutex<Vec<SendRequest<Full<Bytes>>>>> = Arc::new(Mutex::new(Vec::new()));
     let permits = Arc::new(Semaphore::new(connections));
-    let total = (rate * duration.as_secs_f64()) as u64;
+    let total = (rate * (WARMUP + duration).as_secs_f64()) as u64;
     let interval = Duration::from_secs_f64(1.0 / rate);
     let start = Instant::now() + Duration::from_millis(10);
+    let measured_from = start + WARMUP;
     // The schedule is kept by an OS thread (nanosleep wakes within tens of microseconds; tokio's
     // timer has a 1 ms granularity that would be charged to every request).
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Instant>();
@@ -322,7 +328,9 @@ pub async fn open_loop(
                 anyhow::Ok(())
             }
             .await;
-            record(&shared, outcome, intended.elapsed().as_micros() as u64);
+            if intended >= measured_from {
+                record(&shared, outcome, intended.elapsed().as_micros() as u64);
+            }
         }));
     }
     let _ = pacer.join();
@@ -335,7 +343,7 @@ pub async fn open_loop(
             late += 1;
         }
     }
-    let elapsed = start.elapsed();
+    let elapsed = measured_from.elapsed();
     if late > 0
         && let Ok(mut s) = shared.lock()
     {

@@ -578,6 +578,11 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
         peak_max = Some(peak);
     }
 
+    // The soak, before the streams (whose memory takes a while to go back to the system).
+    if args.runs("soak") && args.soak_seconds > 0.0 {
+        soak(args, &base, &dp, report).await?;
+    }
+
     // Streams.
     let mut rss_open_streams = None;
     if args.runs("streams") {
@@ -763,10 +768,6 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
             .errors(sg.errors),
         );
         report.raw("many_streams", json!({"direct": sd, "gateway": sg}));
-    }
-
-    if args.runs("soak") && args.soak_seconds > 0.0 {
-        soak(args, &base, &dp, report).await?;
     }
 
     let mb = |b: u64| format!("{:.1}", b as f64 / 1e6);
