@@ -252,7 +252,13 @@ pub async fn run(
             } else {
                 String::new()
             };
-            report.peer(&id, name, format!("{} / {} / {}{errors}", a[0], a[1], a[2]));
+            let cell = if r.ok == 0 {
+                // Nothing to subtract from: no latency to show.
+                format!("none answered in time{errors}")
+            } else {
+                format!("{} / {} / {}{errors}", a[0], a[1], a[2])
+            };
+            report.peer(&id, name, cell);
         }
         report.raw(&format!("peer_{name}_{id}"), serde_json::json!(r));
     }
