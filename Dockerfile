@@ -13,6 +13,9 @@
 ARG RUST_VERSION=1.95
 
 FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS build
+# make: the data plane's allocator (jemalloc, via tikv-jemalloc-sys) is built from source.
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends make \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 # Release profile of the workspace, with the debug line tables dropped from the image
