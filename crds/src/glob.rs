@@ -6,7 +6,8 @@
 //! MuxRule: with thousands of rules that cost dominated both the compiler and a data plane's
 //! snapshot apply. Nearly every model pattern is a literal and `*` (`gpt-4o*`, `*-mini`,
 //! `claude-*-latest`), so [`ModelGlob`] matches those by comparing the pieces between the stars,
-//! and compiles globset's regex only for the other patterns, on their first match.
+//! and compiles globset's regex only for the other patterns (and `**`, which globset treats as
+//! a recursive wildcard), on their first match.
 
 use std::sync::OnceLock;
 
@@ -28,7 +29,8 @@ enum How {
 impl ModelGlob {
     /// Parses `pattern`; an invalid glob (an unclosed `[`, a dangling `\`, …) is an error.
     pub fn new(pattern: &str) -> Result<Self, globset::Error> {
-        let how = if pattern.contains(['?', '[', ']', '{', '}', '\\']) {
+        // `**` is globset's recursive wildcard (`**/x` also matches `x`): globset's path too.
+        let how = if pattern.contains(['?', '[', ']', '{', '}', '\\']) || pattern.contains("**") {
             let glob = globset::GlobBuilder::new(pattern)
                 .literal_separator(false)
                 .empty_alternates(true)
@@ -139,6 +141,8 @@ mod tests {
         assert!(!m("model-[!0-9]", "model-7"));
         assert!(m(r"a\*b", "a*b"));
         assert!(!m(r"a\*b", "axb"));
+        assert!(m("**/x", "x"), "globset's recursive prefix");
+        assert!(m("**/", ""));
         assert!(ModelGlob::new("model-[0-9").is_err());
         assert_eq!(ModelGlob::new("x*").unwrap().pattern(), "x*");
     }
