@@ -243,6 +243,30 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts the floor relay (a bare relay in the data plane's place) on the gateway CPU.
+async fn start_floor(args: &Args, mock: SocketAddr) -> anyhow::Result<(Proc, SocketAddr)> {
+    Proc::floor(
+        &args.bin_dir.join("switchyard-floor"),
+        &args.gateway_cpu,
+        mock,
+    )
+    .await
+    .context("starting the floor relay")
+}
+
+/// A slot for a process's RSS and the callback that fills it (given to [`load::streams`] as
+/// its `mid`, to sample memory with every stream open).
+fn rss_sampler(pid: u32) -> (Arc<Mutex<u64>>, impl FnOnce() + Send + 'static) {
+    let slot = Arc::new(Mutex::new(0u64));
+    let r = slot.clone();
+    let sample = move || {
+        if let (Ok(v), Ok(mut m)) = (procs::rss_of(pid), r.lock()) {
+            *m = v;
+        }
+    };
+    (slot, sample)
+}
+
 /// Starts a data plane in local mode over `dir`, pinned to the gateway CPU; waits for `/readyz`.
 async fn start_data_plane(
     args: &Args,
@@ -414,13 +438,7 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
     // One request at a time. First the floor: a bare relay in the data plane's place.
     let mut floor = None;
     if args.runs("serial") {
-        let (relay, relay_addr) = Proc::floor(
-            &args.bin_dir.join("switchyard-floor"),
-            &args.gateway_cpu,
-            mock,
-        )
-        .await
-        .context("starting the floor relay")?;
+        let (relay, relay_addr) = start_floor(args, mock).await?;
         let through_relay = Target {
             addr: relay_addr,
             ..direct.clone()
@@ -604,13 +622,7 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
         )
         .await?;
         // The floor: the same streams through a bare relay in the data plane's place.
-        let (relay, relay_addr) = Proc::floor(
-            &args.bin_dir.join("switchyard-floor"),
-            &args.gateway_cpu,
-            mock,
-        )
-        .await
-        .context("starting the floor relay")?;
+        let (relay, relay_addr) = start_floor(args, mock).await?;
         let sf = load::streams(
             &Target {
                 addr: relay_addr,
@@ -638,18 +650,13 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
             .errors(sf.errors),
         );
         report.raw("streams_floor", json!({"direct": sd, "floor": sf}));
-        let rss_streams = Arc::new(Mutex::new(0u64));
-        let (r, pid) = (rss_streams.clone(), dp.pid()?);
+        let (rss_streams, sample) = rss_sampler(dp.pid()?);
         let sg = load::streams(
             &sg_target,
             args.streams,
             load::Transport::Http1,
             secs(args.stream_seconds),
-            move || {
-                if let (Ok(v), Ok(mut m)) = (procs::rss_of(pid), r.lock()) {
-                    *m = v;
-                }
-            },
+            sample,
         )
         .await?;
         let rss_streams = rss_streams.lock().map(|m| *m).unwrap_or(0);
@@ -710,8 +717,7 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
             || {},
         )
         .await?;
-        let rss = Arc::new(Mutex::new(0u64));
-        let (r, pid) = (rss.clone(), dp.pid()?);
+        let (rss, sample) = rss_sampler(dp.pid()?);
         let sg = load::streams(
             &Target {
                 body: chat_body(model, PROMPT, true),
@@ -724,11 +730,7 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
                 connections: n.div_ceil(100),
             },
             seconds,
-            move || {
-                if let (Ok(v), Ok(mut m)) = (procs::rss_of(pid), r.lock()) {
-                    *m = v;
-                }
-            },
+            sample,
         )
         .await?;
         rss_many = Some(rss.lock().map(|m| *m).unwrap_or(0));
@@ -788,41 +790,37 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
             .value(r as f64),
         );
     }
-    if let Some(peak_max) = peak_max {
-        report.row(
-            Row::new(
-                "rss_max",
-                "data-plane resident memory, peak at max throughput (MB)",
-            )
-            .gateway(Cell::text(mb(peak_max)))
-            .value(peak_max as f64),
-        );
-    }
-    if let Some(r) = rss_many {
-        report.row(
-            Row::new(
-                "rss_many_streams",
-                &format!(
-                    "data-plane resident memory, {} open streams (MB)",
-                    args.many_streams
-                ),
-            )
-            .gateway(Cell::text(mb(r)))
-            .value(r as f64),
-        );
-    }
-    if let Some(rss_streams) = rss_open_streams {
-        report.row(
-            Row::new(
-                "rss_streams",
-                &format!(
-                    "data-plane resident memory, {} open streams (MB)",
-                    args.streams
-                ),
-            )
-            .gateway(Cell::text(mb(rss_streams)))
-            .value(rss_streams as f64),
-        );
+    let memory_rows = [
+        (
+            "rss_max",
+            "data-plane resident memory, peak at max throughput (MB)".to_owned(),
+            peak_max,
+        ),
+        (
+            "rss_many_streams",
+            format!(
+                "data-plane resident memory, {} open streams (MB)",
+                args.many_streams
+            ),
+            rss_many,
+        ),
+        (
+            "rss_streams",
+            format!(
+                "data-plane resident memory, {} open streams (MB)",
+                args.streams
+            ),
+            rss_open_streams,
+        ),
+    ];
+    for (id, label, bytes) in memory_rows {
+        if let Some(b) = bytes {
+            report.row(
+                Row::new(id, &label)
+                    .gateway(Cell::text(mb(b)))
+                    .value(b as f64),
+            );
+        }
     }
     dp.stop().await;
     Ok(())

@@ -65,10 +65,10 @@ impl ModelGlob {
 /// it, the others must appear in order in between. Taking each middle piece at its leftmost
 /// position is optimal for star-only patterns, so this never backtracks.
 fn stars_match(pieces: &[String], name: &str) -> bool {
-    let [first, rest @ ..] = pieces else {
+    let Some((first, rest)) = pieces.split_first() else {
         return name.is_empty();
     };
-    let Some([middle @ .., last]) = Some(rest).filter(|r| !r.is_empty()) else {
+    let Some((last, middle)) = rest.split_last() else {
         // No star: a literal.
         return name == first;
     };
