@@ -175,7 +175,7 @@ impl Gateway {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
             Err(e) => return Err(e).context("reading records"),
         };
-        text.lines()
+        complete_lines(&text)
             .filter(|l| !l.is_empty())
             .map(|l| serde_json::from_str(l).context("parsing a record"))
             .collect()
@@ -406,6 +406,13 @@ fn with_headers(
         req = req.header(*n, *v);
     }
     req
+}
+
+/// The complete lines of a file another process appends to: an unterminated last line is
+/// a write still under way (read on the next look), not a damaged record.
+pub fn complete_lines(text: &str) -> impl Iterator<Item = &str> {
+    let end = text.rfind('\n').map_or(0, |i| i + 1);
+    text[..end].lines()
 }
 
 /// An HTTP client for tests (installs the ring TLS provider once).

@@ -390,7 +390,8 @@ async fn hook_answer_renders_through_output_template() {
         m,
         "task \"lookup\" failed: hook \"weather\" answered 500: backend down for [REDACTED]"
     );
-    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    // The failed run's record is in the store: then the credential is checked against it all.
+    gw.record_of(&a.request_id()).await.unwrap();
     let all = std::fs::read_to_string(gw.records_path()).unwrap();
     assert!(!all.contains("s3cret"), "no credential in any record");
 }
