@@ -120,13 +120,19 @@
 //! | `cache_read`, `cache_write` | `x-mock-cache-read`, `x-mock-cache-write` | `+cache_read=N`, `+cache_write=N` | cache token numbers |
 //! | `tool_call` | `x-mock-tool-call` | `+tool=NAME` | answer with a call to this tool |
 //! | `reply` | `x-mock-reply` | `+reply=text` | reply text instead of `mock reply: …` |
+//! | `echo_key` | `x-mock-echo-key` | `+echo_key` | the scripted error message (status, error event, error body) ends with `Incorrect API key provided: <the credential received>` |
+//! | `error_body` | `x-mock-error-body` | `+error_body` | answer HTTP 200 with the dialect's error body (as OpenRouter and some proxies do) |
+//! | `raw_body` | `x-mock-raw-body` | `+raw_body=text` | answer HTTP 200 with exactly this body (`text/event-stream` for stream requests) |
+//! | `inject` | `x-mock-inject` | `+inject=text` | stream: send this raw text after the first delta, then go on |
+//! | `stall` | `x-mock-stall` | `+stall` | send the 200 head (non-stream: `Content-Length: 1024`), then nothing until the client leaves |
 //!
-//! Flags (`x-mock-reset`, `x-mock-error-event`) are on for any value except `0`, `false`, `no`,
+//! Flags (`x-mock-reset`, `x-mock-error-event`, `x-mock-echo-key`, `x-mock-error-body`,
+//! `x-mock-stall`) are on for any value except `0`, `false`, `no`,
 //! `off`. Directive segments that are not known directives stay part of the model name.
 //!
 //! Request processing order: record, route (404/405), authentication (401), Anthropic version
-//! (400), JSON parse (400), behaviour, `latency_ms`, `reset_before`, `status`, validation (400),
-//! answer.
+//! (400), JSON parse (400), behaviour, `latency_ms`, `reset_before`, `status`, `error_body`,
+//! `raw_body`, `stall`, validation (400), answer.
 //!
 //! # Cancellation
 //!

@@ -55,6 +55,23 @@ pub struct Behavior {
     /// Reply with this text instead of `mock reply: …`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reply: Option<String>,
+    /// Quote the credential the request carried in the scripted error message, as OpenAI's
+    /// "Incorrect API key provided: sk-…" does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub echo_key: Option<bool>,
+    /// Answer HTTP 200 with the dialect's error body (as some providers and proxies do).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_body: Option<bool>,
+    /// Answer HTTP 200 with exactly this body (stream requests: as `text/event-stream`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_body: Option<String>,
+    /// Stream: send this raw text after the first delta, then go on with the stream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inject: Option<String>,
+    /// Send the 200 head (non-stream: with the answer's `Content-Length`) and then nothing,
+    /// until the client goes away.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stall: Option<bool>,
 }
 
 macro_rules! overlay_fields {
@@ -82,7 +99,12 @@ impl Behavior {
             cache_read,
             cache_write,
             tool_call,
-            reply
+            reply,
+            echo_key,
+            error_body,
+            raw_body,
+            inject,
+            stall
         );
     }
 
@@ -97,6 +119,18 @@ impl Behavior {
 
     pub(crate) fn error_event(&self) -> bool {
         self.error_event == Some(true)
+    }
+
+    pub(crate) fn echo_key(&self) -> bool {
+        self.echo_key == Some(true)
+    }
+
+    pub(crate) fn error_body(&self) -> bool {
+        self.error_body == Some(true)
+    }
+
+    pub(crate) fn stall(&self) -> bool {
+        self.stall == Some(true)
     }
 
     /// Sets one field from a header (`x-mock-KEY`) or model directive (`+KEY=VALUE`). Returns
@@ -150,6 +184,11 @@ impl Behavior {
             "cache-write" | "cache_write" => set!(cache_write, num(value)),
             "tool-call" | "tool_call" | "tool" => set!(tool_call, text(value)),
             "reply" => set!(reply, text(value)),
+            "echo-key" | "echo_key" => set!(echo_key, flag(value)),
+            "error-body" | "error_body" => set!(error_body, flag(value)),
+            "raw-body" | "raw_body" => set!(raw_body, text(value)),
+            "inject" => set!(inject, value.filter(|v| !v.is_empty()).map(str::to_owned)),
+            "stall" => set!(stall, flag(value)),
             _ => false,
         }
     }

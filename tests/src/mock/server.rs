@@ -111,7 +111,12 @@ impl Dialect {
 
     /// An error response with the dialect's body for `status`.
     pub(crate) fn error(self, id: u64, status: u16, message: &str) -> Response<Body> {
-        let body = match self {
+        json_response(status_code(status), id, &self.error_body(status, message))
+    }
+
+    /// The dialect's error body for `status`.
+    fn error_body(self, status: u16, message: &str) -> Value {
+        match self {
             Dialect::OpenAi => {
                 let (kind, code) = match status {
                     401 => ("invalid_request_error", Some("invalid_api_key")),
@@ -125,8 +130,7 @@ impl Dialect {
             }
             Dialect::Anthropic => anthropic_error_body(anthropic_error_type(status), message),
             Dialect::Ollama => json!({ "error": message }),
-        };
-        json_response(status_code(status), id, &body)
+        }
     }
 
     /// The response for a scripted `status`.
@@ -376,6 +380,7 @@ impl Ctx {
                 .map(Duration::from_millis),
             cut_after: behavior.cut_after_chunks,
             error_frame: behavior.error_event().then(error_frame),
+            inject: behavior.inject.clone().map(Bytes::from),
         };
         let guard = CancelGuard::new(
             Arc::clone(&self.state),
@@ -463,7 +468,16 @@ async fn handle(
         .get("model")
         .or_else(|| json.get("name"))
         .and_then(Value::as_str);
-    let (model, behavior) = state.behavior(raw_model, path, &parts.headers);
+    let (model, mut behavior) = state.behavior(raw_model, path, &parts.headers);
+    if behavior.echo_key() {
+        let given = credential(&parts.headers).unwrap_or("(none)");
+        let message = behavior
+            .message
+            .take()
+            .unwrap_or_else(|| "mock upstream: scripted error.".to_owned());
+        behavior.message = Some(format!("{message} Incorrect API key provided: {given}"));
+    }
+    let stream = json.get("stream").and_then(Value::as_bool) == Some(true);
 
     if let Some(ms) = behavior.latency_ms.filter(|ms| *ms > 0) {
         let mut guard = CancelGuard::new(
@@ -481,6 +495,46 @@ async fn handle(
     }
     if let Some(status) = behavior.status.filter(|s| *s >= 400) {
         return Ok(dialect.scripted(id, status, &behavior));
+    }
+    if behavior.error_body() {
+        let message = behavior
+            .message
+            .as_deref()
+            .unwrap_or("mock upstream: scripted error body");
+        return Ok(json_response(
+            StatusCode::OK,
+            id,
+            &dialect.error_body(500, message),
+        ));
+    }
+    let content_type = if stream {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
+    if let Some(raw) = &behavior.raw_body {
+        return Ok(response(
+            StatusCode::OK,
+            id,
+            content_type,
+            Body::from(raw.clone()),
+        ));
+    }
+    if behavior.stall() {
+        let guard = CancelGuard::new(
+            Arc::clone(&state),
+            id,
+            endpoint.path(),
+            received,
+            CancelPhase::Streaming,
+        );
+        let mut response = response(StatusCode::OK, id, content_type, stream::stalled(guard));
+        if !stream {
+            response
+                .headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(1024u32));
+        }
+        return Ok(response);
     }
 
     let ctx = Ctx {
@@ -511,6 +565,18 @@ async fn handle(
             Body::from("mock upstream is running"),
         ),
     })
+}
+
+/// The credential a request carried (`Authorization: Bearer`, `x-api-key`).
+fn credential(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.trim_start_matches("Bearer ")
+                .trim_start_matches("bearer ")
+        })
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
 }
 
 /// The 401/400 for a request that fails the dialect's key or version checks.

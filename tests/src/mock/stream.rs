@@ -145,6 +145,8 @@ pub(crate) struct Playback {
     /// Sent instead of the rest of the stream (after `cut_after` deltas, default 1), which then
     /// ends cleanly.
     pub error_frame: Option<Bytes>,
+    /// Raw bytes sent after the first delta.
+    pub inject: Option<Bytes>,
 }
 
 /// A streaming body that plays `frames`.
@@ -153,6 +155,7 @@ pub(crate) fn body(mut guard: CancelGuard, frames: Frames, playback: Playback) -
         chunk_delay,
         cut_after,
         error_frame,
+        mut inject,
     } = playback;
     let stop = match (&error_frame, cut_after) {
         (Some(_), n) => Some(frames.stop_index(n.unwrap_or(1))),
@@ -169,6 +172,9 @@ pub(crate) fn body(mut guard: CancelGuard, frames: Frames, playback: Playback) -
             }
             yield Ok::<Bytes, std::io::Error>(frame);
             guard.frames += 1;
+            if is_delta && let Some(raw) = inject.take() {
+                yield Ok(raw);
+            }
         }
         if stop.is_some() {
             if let Some(frame) = error_frame {
@@ -198,6 +204,16 @@ pub(crate) fn cut_body(bytes: Bytes) -> Body {
         }
         tokio::time::sleep(FLUSH_PAUSE).await;
         yield Err(std::io::Error::other("mock upstream: cut mid-body"));
+    };
+    Body::from_stream(stream)
+}
+
+/// A body that sends nothing until the client goes away (recorded as a cancellation then).
+pub(crate) fn stalled(guard: CancelGuard) -> Body {
+    let stream = async_stream::stream! {
+        let _guard = guard;
+        std::future::pending::<()>().await;
+        yield Ok::<Bytes, std::io::Error>(Bytes::new());
     };
     Body::from_stream(stream)
 }
