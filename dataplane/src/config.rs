@@ -48,6 +48,12 @@ pub struct Config {
     /// Largest request body, bytes.
     #[arg(long, env = "SWITCHYARD_MAX_BODY_BYTES", default_value_t = 32 << 20)]
     pub max_body_bytes: usize,
+    /// All non-streamed upstream answers the data plane holds at once, bytes (each is read
+    /// whole to be validated and translated; the first 256 KiB of each are not counted). An
+    /// answer that declares its length waits for room while its request has time left; one
+    /// that does not is refused when the budget is full: 503 with `Retry-After`.
+    #[arg(long, env = "SWITCHYARD_ANSWER_BUFFER_BYTES", default_value_t = 256 << 20)]
+    pub answer_buffer_bytes: usize,
     /// Largest request body kept for retries and fallbacks, bytes: a larger body is forwarded
     /// to the first target once and never retried.
     #[arg(long, env = "SWITCHYARD_RETRY_BUFFER_BYTES", default_value_t = 4 << 20)]

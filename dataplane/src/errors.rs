@@ -176,7 +176,7 @@ impl ApiError {
     pub fn sse_frame(&self, dialect: Dialect) -> bytes::Bytes {
         let body = self.body(dialect).to_string();
         match dialect {
-            Dialect::OpenAi => bytes::Bytes::from(format!("data: {body}\n\ndata: [DONE]\n\n")),
+            Dialect::OpenAi => bytes::Bytes::from(format!("data: {body}\n\n")),
             Dialect::Anthropic => bytes::Bytes::from(format!("event: error\ndata: {body}\n\n")),
         }
     }

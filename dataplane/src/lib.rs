@@ -139,6 +139,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         require_client_key: config.require_client_key,
         egress: egress.clone(),
         retry_buffer_bytes: config.retry_buffer_bytes,
+        answer_buffer_bytes: config.answer_buffer_bytes,
         queue: limits::ConcurrencyConfig {
             queue_len: config.queue_length,
             queue_timeout: Duration::from_millis(config.queue_timeout_ms),

@@ -7,7 +7,10 @@
 //! - [`ConcurrencyLimiter`]: a Backend's `maxConcurrency`, with a bounded FIFO wait queue and a
 //!   wait timeout. A refusal is a [`Saturated`] (503).
 //!
-//! Both refusals are the gateway's own decisions, never upstream failures: they must not be
+//! - [`AnswerBuffer`]: the process-wide budget for buffered non-streamed upstream answers
+//!   (`--answer-buffer-bytes`). A refusal is a [`BufferFull`] (503).
+//!
+//! These refusals are the gateway's own decisions, never upstream failures: they must not be
 //! counted by a target's circuit breaker (they carry their own error types for that reason).
 //!
 //! Suggested order in the proxy: [`Limiter::admit`] (cheap, never waits) once per request, then
@@ -16,8 +19,10 @@
 //!
 //! [`LimitsSnapshot`]: switchyard_crds::snapshot::LimitsSnapshot
 
+mod buffer;
 mod concurrency;
 mod rate;
 
+pub use buffer::{AnswerBuffer, BufferFull, BufferPermit};
 pub use concurrency::{ConcurrencyConfig, ConcurrencyLimiter, ConcurrencyPermit, Saturated};
 pub use rate::{Admission, Limit, LimitExceeded, Limiter, LimiterConfig, TrackedKeys};

@@ -72,62 +72,70 @@ impl Relay {
         }
     }
 
-    /// Processes one upstream event, returning the bytes to send to the caller.
-    pub fn on_event(&mut self, ev: &SseEvent) -> Vec<Bytes> {
+    /// Processes one upstream event (credentials already scrubbed), returning the bytes to send
+    /// to the caller. An upstream error event is relayed as one well-formed error event of the
+    /// caller's dialect and ends the stream ([`Observed::terminal`]): nothing follows it.
+    ///
+    /// # Errors
+    /// The event is not one of the upstream's dialect (data that is not JSON, a chunk without
+    /// `choices`, an Anthropic event without `type`, a translation that cannot go on): the
+    /// stream is broken and must end with the gateway's own error event.
+    pub fn on_event(&mut self, ev: &SseEvent) -> Result<Vec<Bytes>, String> {
+        if self.observed().terminal {
+            return Ok(Vec::new());
+        }
+        if ev.data.trim().is_empty() {
+            // A keep-alive or an event without data: nothing to relay.
+            return Ok(Vec::new());
+        }
         match self {
             Self::OpenAi {
                 caller_wants_usage,
                 seen,
             } => {
-                if ev.data.trim() == "[DONE]" {
+                if ev.is_done() {
                     seen.terminal = true;
                     seen.done_sent = true;
-                    return vec![ev.to_bytes()];
+                    return Ok(vec![ev.to_bytes()]);
                 }
-                let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
-                    return vec![ev.to_bytes()];
-                };
+                let v = openai_chunk(ev)?;
                 observe_openai(&v, seen);
+                if seen.error_event.is_some() {
+                    return Ok(vec![openai_error_frame(&v, seen)]);
+                }
                 let usage_only = v
                     .get("choices")
                     .and_then(Value::as_array)
                     .is_some_and(Vec::is_empty)
                     && v.get("usage").is_some_and(|u| !u.is_null());
                 if usage_only && !*caller_wants_usage {
-                    return Vec::new();
+                    return Ok(Vec::new());
                 }
-                vec![ev.to_bytes()]
+                Ok(vec![ev.to_bytes()])
             }
             Self::Anthropic { seen } => {
-                observe_anthropic(ev, seen);
-                vec![ev.to_bytes()]
+                let v = anthropic_event(ev)?;
+                observe_anthropic(ev, &v, seen);
+                if seen.error_event.is_some() {
+                    return Ok(vec![anthropic_error_frame(&v, seen)]);
+                }
+                Ok(vec![ev.to_bytes()])
             }
             Self::ToOpenAi(t, seen) => {
-                observe_anthropic(ev, seen);
-                match t.on_event(ev) {
-                    Ok(out) => {
-                        seen.done_sent |= out.iter().any(|e| e.data.trim() == "[DONE]");
-                        out.iter().map(SseEvent::to_bytes).collect()
-                    }
-                    Err(e) => {
-                        seen.error_event = Some(e.to_string());
-                        Vec::new()
-                    }
-                }
+                let v = anthropic_event(ev)?;
+                observe_anthropic(ev, &v, seen);
+                let out = t.on_event(ev).map_err(|e| e.to_string())?;
+                seen.done_sent |= out.iter().any(SseEvent::is_done);
+                Ok(out.iter().map(SseEvent::to_bytes).collect())
             }
             Self::ToAnthropic(t, seen) => {
-                if ev.data.trim() == "[DONE]" {
+                if ev.is_done() {
                     seen.terminal = true;
-                } else if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
-                    observe_openai(&v, seen);
+                } else {
+                    observe_openai(&openai_chunk(ev)?, seen);
                 }
-                match t.on_event(ev) {
-                    Ok(out) => out.iter().map(SseEvent::to_bytes).collect(),
-                    Err(e) => {
-                        seen.error_event = Some(e.to_string());
-                        Vec::new()
-                    }
-                }
+                let out = t.on_event(ev).map_err(|e| e.to_string())?;
+                Ok(out.iter().map(SseEvent::to_bytes).collect())
             }
         }
     }
@@ -141,16 +149,8 @@ impl Relay {
             seen.terminal || seen.finish_reason.is_some()
         };
         let out = match self {
-            Self::ToAnthropic(t, _) if complete => {
+            Self::ToAnthropic(t, seen) if complete && seen.error_event.is_none() => {
                 t.finish().iter().map(SseEvent::to_bytes).collect()
-            }
-            // An upstream error event ends an OpenAI-dialect stream: close it with `[DONE]` as
-            // the gateway's own error frames do, so client loops end.
-            Self::OpenAi { seen, .. } | Self::ToOpenAi(_, seen)
-                if seen.error_event.is_some() && !seen.done_sent =>
-            {
-                seen.done_sent = true;
-                vec![SseEvent::data("[DONE]").to_bytes()]
             }
             _ => Vec::new(),
         };
@@ -173,6 +173,7 @@ fn observe_openai(v: &Value, seen: &mut Observed) {
         seen.error_event = Some(
             e.get("message")
                 .and_then(Value::as_str)
+                .or_else(|| e.as_str())
                 .unwrap_or("error event")
                 .to_owned(),
         );
@@ -217,11 +218,8 @@ fn observe_openai(v: &Value, seen: &mut Observed) {
     }
 }
 
-fn observe_anthropic(ev: &SseEvent, seen: &mut Observed) {
+fn observe_anthropic(ev: &SseEvent, v: &Value, seen: &mut Observed) {
     let name = ev.event.as_deref().unwrap_or_default();
-    let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
-        return;
-    };
     let kind = if name.is_empty() {
         v.get("type").and_then(Value::as_str).unwrap_or_default()
     } else {
@@ -269,6 +267,7 @@ fn observe_anthropic(ev: &SseEvent, seen: &mut Observed) {
             seen.error_event = Some(
                 v.pointer("/error/message")
                     .and_then(Value::as_str)
+                    .or_else(|| v.get("error").and_then(Value::as_str))
                     .unwrap_or("error event")
                     .to_owned(),
             );
@@ -276,4 +275,53 @@ fn observe_anthropic(ev: &SseEvent, seen: &mut Observed) {
         }
         _ => {}
     }
+}
+
+/// An OpenAI-dialect chunk: a JSON object with a `choices` array, or an error.
+fn openai_chunk(ev: &SseEvent) -> Result<Value, String> {
+    let v: Value =
+        serde_json::from_str(&ev.data).map_err(|e| format!("a stream event is not JSON ({e})"))?;
+    let valid = v.get("error").is_some_and(|e| !e.is_null())
+        || v.get("choices").is_some_and(Value::is_array);
+    if valid {
+        Ok(v)
+    } else {
+        Err("a stream chunk has no `choices` array".to_owned())
+    }
+}
+
+/// An Anthropic event: a JSON object with a `type`.
+fn anthropic_event(ev: &SseEvent) -> Result<Value, String> {
+    let v: Value =
+        serde_json::from_str(&ev.data).map_err(|e| format!("a stream event is not JSON ({e})"))?;
+    if v.get("type").is_some_and(Value::is_string) {
+        Ok(v)
+    } else {
+        Err("a stream event has no `type`".to_owned())
+    }
+}
+
+/// The upstream's error event as relayed: as it came when it has the dialect's shape, else the
+/// gateway's own error event with its message.
+fn openai_error_frame(v: &Value, seen: &Observed) -> Bytes {
+    if v.pointer("/error/message").is_some_and(Value::is_string) {
+        return SseEvent::data(v.to_string()).to_bytes();
+    }
+    upstream_error(seen).sse_frame(Dialect::OpenAi)
+}
+
+fn anthropic_error_frame(v: &Value, seen: &Observed) -> Bytes {
+    if v.pointer("/error/message").is_some_and(Value::is_string)
+        && v.pointer("/error/type").is_some_and(Value::is_string)
+    {
+        return SseEvent::named("error", v.to_string()).to_bytes();
+    }
+    upstream_error(seen).sse_frame(Dialect::Anthropic)
+}
+
+fn upstream_error(seen: &Observed) -> crate::errors::ApiError {
+    crate::errors::ApiError::new(
+        crate::errors::ErrorKind::Upstream,
+        seen.error_event.clone().unwrap_or_default(),
+    )
 }

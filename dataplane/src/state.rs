@@ -13,7 +13,7 @@ use crate::balance::Balancer;
 use crate::breaker::{BreakerRegistry, CircuitState, Transition, TransitionHook};
 use crate::clients::Clients;
 use crate::guardrails::Scanner;
-use crate::limits::{ConcurrencyConfig, ConcurrencyLimiter, Limiter};
+use crate::limits::{AnswerBuffer, ConcurrencyConfig, ConcurrencyLimiter, Limiter};
 use crate::metrics::Metrics;
 use crate::retry::RetryBudgets;
 use crate::spool::Spool;
@@ -26,6 +26,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Largest non-streamed upstream response read.
     pub max_response_bytes: usize,
+    /// All non-streamed upstream answers buffered at once, bytes (see [`AnswerBuffer`]).
+    pub answer_buffer_bytes: usize,
     /// Refuse callers without a gateway key.
     pub require_client_key: bool,
     /// Which addresses upstream calls may reach (checked before any connection).
@@ -41,6 +43,7 @@ impl Default for Settings {
         Self {
             max_body_bytes: 32 << 20,
             max_response_bytes: 64 << 20,
+            answer_buffer_bytes: 256 << 20,
             require_client_key: false,
             egress: Arc::default(),
             retry_buffer_bytes: 4 << 20,
@@ -76,6 +79,8 @@ pub struct AppState {
     pub limiter: Limiter,
     /// Backend `maxConcurrency` slots and queues.
     pub concurrency: ConcurrencyLimiter,
+    /// The budget of buffered upstream answers.
+    pub answer_buffer: AnswerBuffer,
     /// Woken on every circuit transition (the circuit reporter waits on it).
     pub circuit_changed: Arc<tokio::sync::Notify>,
 }
@@ -98,6 +103,7 @@ impl AppState {
             retry_budgets: RetryBudgets::default(),
             limiter: Limiter::new(),
             concurrency: ConcurrencyLimiter::with_config(settings.queue.clone()),
+            answer_buffer: AnswerBuffer::new(settings.answer_buffer_bytes),
             circuit_changed,
             client,
             balancer: Balancer::default(),

@@ -232,7 +232,7 @@ async fn stream_cuts_and_error_events_count_against_the_target() {
     let (chunks, done) = a.sse_data().unwrap();
     let last = chunks.last().unwrap();
     assert!(last.get("error").is_some(), "{}", a.text);
-    assert!(done, "[DONE] after the error event, so SDK loops end");
+    assert!(!done, "nothing after the error event: {}", a.text);
     assert_eq!(r.outcome, Outcome::UpstreamError);
 
     // An error event inside a 200 stream (Anthropic overloaded_error) is a failure too.
@@ -749,7 +749,12 @@ async fn policy_timeouts_override_the_targets_and_bound_the_whole_request() {
     assert_eq!(a.status, 200);
     let (chunks, done) = a.sse_data().unwrap();
     assert!(chunks.last().unwrap().get("error").is_some(), "{}", a.text);
-    assert!(done);
+    assert!(!done, "nothing after the error event");
+    assert!(
+        a.text.contains("total timeout (500 ms)"),
+        "the error names the total timeout, not the idle check: {}",
+        a.text
+    );
     assert_eq!(r.outcome, Outcome::UpstreamError);
 }
 

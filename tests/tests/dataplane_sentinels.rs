@@ -2,7 +2,9 @@
 //! Secrets, a header from a Secret, a backend token, a gateway client key, callers' own keys)
 //! go through a broad scenario — api_key and passthrough auth, both dialects, streamed and
 //! not, upstream errors that echo a key (whole or masked) in a response and in a stream,
-//! guardrail findings of key-shaped secrets — while every log line of every crate is captured
+//! every fault mode of an upstream answer (a 200 with an error body, a 200 that is not an answer,
+//! an error event first in a stream, a malformed stream line, a body reset after its head, a
+//! silent head, a large answer), guardrail findings of key-shaped secrets — while every log line of every crate is captured
 //! at TRACE. Then no sentinel may appear in a log line, a response body or header, `/metrics`,
 //! the record store or the spool.
 
@@ -14,7 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use serde_json::json;
 use switchyard_tests::harness::manifests::{
     affinity_group, api_key, backend, client_key, guardrails, mux_rule, passthrough, provider,
-    secret, to_provider, workspace,
+    router_policy, secret, to_provider, workspace,
 };
 use switchyard_tests::harness::{Answer, Gateway};
 use switchyard_tests::mock::{Behavior, MockConfig, MockUpstream, ScriptRule};
@@ -119,6 +121,26 @@ fn stream_echo(message: String) -> Behavior {
     }
 }
 
+/// A RouterPolicy sending `model` to `provider` with a breaker that does not open here.
+fn quiet_policy(model: &str, provider: &str) -> serde_json::Value {
+    let mut p = router_policy(
+        &format!("quiet-{model}"),
+        10,
+        json!({"model": model}),
+        to_provider(provider, None),
+        vec![],
+    );
+    p["spec"]["circuitBreaker"] =
+        json!({"consecutiveFailures": 100000, "minRequestsThreshold": 1000000});
+    p
+}
+
+/// A provider with a 300 ms idle timeout (for the silent-head fault).
+fn idle(mut provider: serde_json::Value) -> serde_json::Value {
+    provider["spec"]["timeouts"] = json!({"idle": "300ms"});
+    provider
+}
+
 #[tokio::test]
 async fn no_credential_reaches_logs_responses_metrics_records_or_the_spool() {
     let logs = logs();
@@ -152,6 +174,8 @@ async fn no_credential_reaches_logs_responses_metrics_records_or_the_spool() {
     );
     failing["spec"]["headers"] =
         json!([{"name": "x-org-token", "valueFrom": {"name": "llm", "key": "header"}}]);
+    // Short idle timeouts on the failing providers, for the silent-head fault.
+    let failing = idle(failing);
     let mut local = backend("local", "vllm", &format!("{o}/v1"), &["llama"]);
     local["spec"]["auth"] = json!({"secretRef": {"name": "llm", "key": "backend"}});
     let gw = Gateway::start_objects(&[
@@ -180,18 +204,23 @@ async fn no_credential_reaches_logs_responses_metrics_records_or_the_spool() {
             "anthropic",
         ),
         failing,
-        api_key(
+        idle(api_key(
             provider("failing-claude", "anthropic", &o, &["fail-claude"]),
             "llm",
             "anthropic",
-        ),
-        passthrough(provider(
+        )),
+        idle(passthrough(provider(
             "pass",
             "openrouter",
             &format!("{o}/v1"),
             &["pass-gpt"],
-        )),
-        passthrough(provider("pass-claude", "anthropic", &o, &["pass-claude"])),
+        ))),
+        idle(passthrough(provider(
+            "pass-claude",
+            "anthropic",
+            &o,
+            &["pass-claude"],
+        ))),
         api_key(
             provider("nowhere", "openai", "http://127.0.0.1:9/v1", &["down-gpt"]),
             "llm",
@@ -199,6 +228,11 @@ async fn no_credential_reaches_logs_responses_metrics_records_or_the_spool() {
         ),
         local,
         affinity_group("pool", "round_robin", &["local"], &[]),
+        // The fault modes below fail these targets many times: breakers that stay closed.
+        quiet_policy("fail-gpt", "failing"),
+        quiet_policy("fail-claude", "failing-claude"),
+        quiet_policy("pass-gpt", "pass"),
+        quiet_policy("pass-claude", "pass-claude"),
         mux_rule(
             "team-all",
             "team",
@@ -322,7 +356,71 @@ async fn no_credential_reaches_logs_responses_metrics_records_or_the_spool() {
             } else {
                 "(none)"
             };
-            let behaviors = if stream {
+            // Every fault mode of the upstream answers too, the key inside each (the mock's
+            // `echo_key` quotes the credential it actually received).
+            let echoed = Behavior {
+                echo_key: Some(true),
+                message: Some(format!("org {header}.")),
+                ..Default::default()
+            };
+            let faults = vec![
+                // 200 with an error body.
+                (
+                    Behavior {
+                        error_body: Some(true),
+                        ..echoed.clone()
+                    },
+                    502,
+                ),
+                // 200 that is not an answer of the dialect, quoting the key.
+                (
+                    Behavior {
+                        raw_body: Some(format!(r#"{{"choices":"nope","key":"{key}","type":"x"}}"#)),
+                        ..Default::default()
+                    },
+                    502,
+                ),
+                // An error event first thing in the stream (non-stream: a body cut at once).
+                (
+                    Behavior {
+                        error_event: Some(true),
+                        cut_after_chunks: Some(0),
+                        ..echoed.clone()
+                    },
+                    502,
+                ),
+                // A malformed stream line quoting the key (non-stream: ignored).
+                (
+                    Behavior {
+                        inject: Some(format!("data: not json {key} {header}\n\n")),
+                        ..Default::default()
+                    },
+                    200,
+                ),
+                // A body reset after its head, a silent head (idle timeout 300 ms), a large answer.
+                (
+                    Behavior {
+                        cut_after_chunks: Some(1),
+                        ..Default::default()
+                    },
+                    if stream { 200 } else { 502 },
+                ),
+                (
+                    Behavior {
+                        stall: Some(true),
+                        ..Default::default()
+                    },
+                    504,
+                ),
+                (
+                    Behavior {
+                        bytes: Some(3 << 20),
+                        ..Default::default()
+                    },
+                    200,
+                ),
+            ];
+            let echoes = if stream {
                 vec![
                     stream_echo(format!("key {key} was revoked ({MASKED})")),
                     stream_echo(format!("Incorrect API key provided: {key}; org {header}")),
@@ -334,14 +432,18 @@ async fn no_credential_reaches_logs_responses_metrics_records_or_the_spool() {
                     echo(format!("org token {header} is not valid for {key}")),
                 ]
             };
-            for b in behaviors {
+            let behaviors = echoes
+                .into_iter()
+                .map(|b| (b, if stream { 200 } else { 401 }))
+                .chain(faults);
+            for (b, want) in behaviors {
+                let what = format!("{b:?}");
                 open.script(ScriptRule::new(b).model(model).times(1));
                 let a = gw
                     .post_with(path, &chat(model, stream), &headers)
                     .await
                     .unwrap();
-                let want = if stream { 200 } else { 401 };
-                assert_eq!(a.status, want, "{path} {model}: {}", a.text);
+                assert_eq!(a.status, want, "{path} {model} {what}: {}", a.text);
                 answers.push(a);
             }
         }

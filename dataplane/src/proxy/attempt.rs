@@ -12,7 +12,9 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::scrub::{error_chain, scrub, secrets_of};
+use super::answer::{self, Fault};
+use super::scrub::{Scrubber, error_chain};
+use super::stream::{Ending, UpstreamEvents};
 use super::tracker::Tracker;
 use super::{Handled, REQUEST_ID_HEADER};
 use crate::balance::InFlight;
@@ -20,12 +22,12 @@ use crate::breaker::{CallOutcome, Permit};
 use crate::classify::{self, Endpoint, RequestInfo};
 use crate::errors::{ApiError, Dialect, ErrorKind};
 use crate::identity::Caller;
+use crate::limits::BufferPermit;
 use crate::limits::ConcurrencyPermit;
-use crate::record::{Attempt, Outcome, ToolUsage};
+use crate::record::{Attempt, Outcome};
 use crate::state::AppState;
 use crate::translate;
 use crate::upstream::{ANTHROPIC_VERSION, Timeouts, Upstream};
-use crate::usage::Usage;
 
 /// What an upstream call holds while it runs. Finished with the call's outcome; dropped
 /// unfinished (the caller went away, the gateway refused), the breaker ignores the call.
@@ -155,7 +157,7 @@ pub(crate) async fn attempt(
     let auth = up
         .auth_headers(caller.passthrough.as_deref())
         .map_err(Failed::final_)?;
-    let secrets: Vec<String> = secrets_of(up, caller);
+    let scrubber = Scrubber::for_attempt(up, caller, headers);
 
     let mut req = state
         .client
@@ -227,7 +229,7 @@ pub(crate) async fn attempt(
             // Nothing came back (refused, reset, TLS failure): safe to try again, nothing of
             // an answer was produced.
             let what = if e.is_connect() { "connect" } else { "request" };
-            let msg = scrub(&format!("{what} error: {}", error_chain(&e)), &secrets);
+            let msg = scrubber.error_text(&format!("{what} error: {}", error_chain(&e)));
             record_attempt(tracker, None, Some(msg.clone()));
             upstream_error_metric(state, up, what);
             guard.finish(CallOutcome::Failure, started.elapsed());
@@ -250,10 +252,10 @@ pub(crate) async fn attempt(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| crate::retry::parse_retry_after(v, SystemTime::now()));
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let bytes = read_limited(resp, 1 << 20, timeouts.idle.min(remaining))
+        let bytes = read_error_body(resp, 1 << 20, timeouts.idle.min(remaining))
             .await
             .unwrap_or_default();
-        let message = scrub(&upstream_error_message(&bytes), &secrets);
+        let message = scrubber.error_text(&upstream_error_message(&bytes));
         record_attempt(tracker, Some(status.as_u16()), Some(message.clone()));
         upstream_error_metric(
             state,
@@ -290,69 +292,301 @@ pub(crate) async fn attempt(
             retry_after,
         });
     }
-    record_attempt(tracker, Some(status.as_u16()), None);
     tracker.served_by(up);
 
     if info.stream {
-        return Ok(Handled::Stream(super::stream::stream_response(
-            state,
+        let mut events = UpstreamEvents::new(
             resp,
             dialect,
             up,
             caller_wants_usage,
+            scrubber,
             timeouts,
             deadline,
-            secrets,
-            guard,
-            ttfb,
-            tracker,
-        )));
+        );
+        let (first, ending) = events.prefetch().await;
+        return match ending {
+            // Nothing reached the caller yet: the attempt failed as a whole.
+            Some(Ending::ErrorEvent(message)) => Err(answer_failed(
+                state,
+                up,
+                guard,
+                started,
+                (tracker, &record_attempt),
+                AnswerFailure::Error(message, "error_event"),
+            )),
+            Some(Ending::Broken(message, kind)) => Err(answer_failed(
+                state,
+                up,
+                guard,
+                started,
+                (tracker, &record_attempt),
+                if kind == "timeout" {
+                    AnswerFailure::Timeout(message)
+                } else {
+                    AnswerFailure::Broken(message, kind)
+                },
+            )),
+            ending => {
+                record_attempt(tracker, Some(status.as_u16()), None);
+                Ok(Handled::Stream(super::stream::stream_response(
+                    state, events, first, ending, dialect, guard, ttfb, tracker,
+                )))
+            }
+        };
     }
-    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-    let bytes = match read_limited(resp, state.settings.max_response_bytes, remaining).await {
-        Ok(b) => b,
-        Err(e) => {
-            guard.finish(CallOutcome::Failure, started.elapsed());
-            return Err(Failed::final_(ApiError::new(
-                ErrorKind::Upstream,
-                format!("{}: {}", up.name, scrub(&e, &secrets)),
-            )));
+    let (bytes, permit) =
+        match read_answer(state, &up.name, resp, timeouts, deadline, &scrubber).await {
+            Ok(read) => read,
+            Err(AnswerFailure::BufferFull(full)) => {
+                // The gateway's own refusal: the guard is dropped, the breaker does not count it.
+                drop(guard);
+                record_attempt(tracker, Some(status.as_u16()), Some(full.to_string()));
+                state.metrics.refused("answer_buffer_full");
+                return Err(Failed::final_(
+                    ApiError::new(ErrorKind::Unavailable, full.to_string())
+                        .code("answer_buffer_full")
+                        .retry_after(1),
+                ));
+            }
+            Err(failure) => {
+                return Err(answer_failed(
+                    state,
+                    up,
+                    guard,
+                    started,
+                    (tracker, &record_attempt),
+                    failure,
+                ));
+            }
+        };
+    let summary = match answer::check(endpoint, up.dialect, &bytes) {
+        Ok(s) => s,
+        Err(Fault::ErrorBody(message)) => {
+            return Err(answer_failed(
+                state,
+                up,
+                guard,
+                started,
+                (tracker, &record_attempt),
+                AnswerFailure::Error(scrubber.error_text(&message), "error_body"),
+            ));
+        }
+        Err(Fault::Invalid(why)) => {
+            return Err(answer_failed(
+                state,
+                up,
+                guard,
+                started,
+                (tracker, &record_attempt),
+                AnswerFailure::Broken(
+                    format!("{} sent an invalid answer: {why}", up.name),
+                    "invalid_answer",
+                ),
+            ));
         }
     };
-    let v: Value = match serde_json::from_slice(&bytes) {
-        Ok(v) => v,
-        Err(e) => {
-            guard.finish(CallOutcome::Failure, started.elapsed());
-            return Err(Failed::final_(ApiError::new(
-                ErrorKind::Upstream,
-                format!("{} sent a response that is not JSON: {e}", up.name),
-            )));
+    let out = match (dialect, up.dialect) {
+        (a, b) if a == b => bytes,
+        (caller_dialect, _) => {
+            // The translation works on a parsed copy (small: chat answers).
+            let v: Value = match serde_json::from_slice(&bytes) {
+                Ok(v) => v,
+                Err(e) => {
+                    return Err(answer_failed(
+                        state,
+                        up,
+                        guard,
+                        started,
+                        (tracker, &record_attempt),
+                        AnswerFailure::Broken(
+                            format!("{} sent an invalid answer: {e}", up.name),
+                            "invalid_answer",
+                        ),
+                    ));
+                }
+            };
+            Bytes::from(
+                match caller_dialect {
+                    Dialect::OpenAi => translate::anthropic_response_to_openai(&v, &up.model),
+                    Dialect::Anthropic => translate::openai_response_to_anthropic(&v, &up.model),
+                }
+                .to_string(),
+            )
         }
     };
     // A non-streamed call is as slow as its whole answer.
     guard.finish(CallOutcome::Success, started.elapsed());
-    let usage = match up.dialect {
-        Dialect::OpenAi => v.get("usage").and_then(Usage::from_openai),
-        Dialect::Anthropic => v.get("usage").and_then(Usage::from_anthropic),
-    };
-    let (finish, tools) = finish_and_tools(&v, up.dialect);
-    tracker.rec.finish_reason = finish;
-    tracker.rec.tool_usages = tools;
-    let out = match (dialect, up.dialect) {
-        (a, b) if a == b => bytes,
-        (Dialect::OpenAi, Dialect::Anthropic) => {
-            Bytes::from(translate::anthropic_response_to_openai(&v, &up.model).to_string())
-        }
-        _ => Bytes::from(translate::openai_response_to_anthropic(&v, &up.model).to_string()),
-    };
+    record_attempt(tracker, Some(status.as_u16()), None);
+    tracker.rec.finish_reason = summary.finish_reason;
+    tracker.rec.tool_usages = summary.tools;
     tracker.mark_first_token();
-    tracker.finish(200, Outcome::Success, None, usage);
-    let mut resp = (StatusCode::OK, out).into_response();
+    tracker.finish(200, Outcome::Success, None, summary.usage);
+    Ok(Handled::Done(buffered_response(out, permit)))
+}
+
+/// Why an answer that came with a 2xx head failed, before anything reached the caller.
+enum AnswerFailure {
+    /// The idle or total timeout passed while it was read.
+    Timeout(String),
+    /// Cut, over-long, or not an answer of the dialect (message, metric kind).
+    Broken(String, &'static str),
+    /// An error body or error event (its scrubbed message, metric kind).
+    Error(String, &'static str),
+    /// The gateway had no room to buffer it.
+    BufferFull(crate::limits::BufferFull),
+}
+
+type RecordAttempt<'a> = dyn Fn(&mut Tracker, Option<u16>, Option<String>) + 'a;
+
+/// An answer that failed after its 2xx head: an upstream failure like a 5xx (counted by the
+/// breaker; the next target may serve the request, since nothing reached the caller). It is
+/// not retried on the same target when the upstream said it was an error.
+fn answer_failed(
+    state: &AppState,
+    up: &Upstream,
+    guard: CallGuard,
+    started: Instant,
+    (tracker, record_attempt): (&mut Tracker, &RecordAttempt<'_>),
+    failure: AnswerFailure,
+) -> Failed {
+    guard.finish(CallOutcome::Failure, started.elapsed());
+    let (error, kind, retryable) = match failure {
+        AnswerFailure::Timeout(m) => (ApiError::new(ErrorKind::Timeout, m), "timeout", true),
+        AnswerFailure::Broken(m, kind) => (ApiError::new(ErrorKind::Upstream, m), kind, true),
+        AnswerFailure::Error(m, kind) => (
+            ApiError::new(
+                ErrorKind::Upstream,
+                format!("upstream {} answered with an error: {m}", up.name),
+            ),
+            kind,
+            false,
+        ),
+        AnswerFailure::BufferFull(full) => (
+            ApiError::new(ErrorKind::Unavailable, full.to_string()),
+            "answer_buffer_full",
+            false,
+        ),
+    };
+    record_attempt(tracker, Some(200), Some(error.message.clone()));
+    upstream_error_metric(state, up, kind);
+    Failed {
+        error,
+        next: true,
+        retryable,
+        retry_after: None,
+    }
+}
+
+/// Reads a non-streamed answer whole within the budget of buffered answers, the idle timeout
+/// between chunks and the request's deadline; scrubbed of the attempt's credentials.
+async fn read_answer(
+    state: &AppState,
+    name: &str,
+    resp: reqwest::Response,
+    timeouts: Timeouts,
+    deadline: tokio::time::Instant,
+    scrubber: &Scrubber,
+) -> Result<(Bytes, BufferPermit), AnswerFailure> {
+    let limit = state.settings.max_response_bytes;
+    let declared = resp.content_length().and_then(|n| usize::try_from(n).ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(AnswerFailure::Broken(
+            format!("the answer is larger than {limit} bytes"),
+            "too_large",
+        ));
+    }
+    let budget = &state.answer_buffer;
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    let mut permit = match declared {
+        Some(n) => budget
+            .reserve(n, left)
+            .await
+            .map_err(AnswerFailure::BufferFull)?,
+        None => BufferPermit::default(),
+    };
+    let mut buf: Vec<u8> = Vec::with_capacity(declared.unwrap_or(0));
+    let mut stream = resp.bytes_stream();
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let (wait, by_idle) = if timeouts.idle < left {
+            (timeouts.idle, true)
+        } else {
+            (left, false)
+        };
+        let chunk = match tokio::time::timeout(wait, stream.next()).await {
+            Err(_) if by_idle => {
+                return Err(AnswerFailure::Timeout(format!(
+                    "{name} sent nothing of its answer for {} ms",
+                    wait.as_millis()
+                )));
+            }
+            Err(_) => {
+                return Err(AnswerFailure::Timeout(format!(
+                    "{name} did not finish its answer within the request's total timeout ({} ms)",
+                    timeouts.total.as_millis()
+                )));
+            }
+            Ok(None) => break,
+            Ok(Some(Err(e))) => {
+                return Err(AnswerFailure::Broken(
+                    scrubber
+                        .error_text(&format!("{name} broke off its answer: {}", error_chain(&e))),
+                    "body_cut",
+                ));
+            }
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        let len = buf.len() + chunk.len();
+        if len > limit {
+            return Err(AnswerFailure::Broken(
+                format!("the answer is larger than {limit} bytes"),
+                "too_large",
+            ));
+        }
+        if len > buf.capacity() {
+            // Room for the grown buffer is reserved before it is allocated.
+            let cap = len.max(buf.capacity() * 2).min(limit);
+            budget
+                .grow(&mut permit, cap)
+                .map_err(AnswerFailure::BufferFull)?;
+            buf.reserve_exact(cap - buf.len());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok((scrubber.bytes(Bytes::from(buf)), permit))
+}
+
+/// Larger bodies are handed to the connection in pieces of this size.
+const PIECE: usize = 64 << 10;
+
+/// A buffered answer as the caller's response. Its room in the budget is given back once the
+/// connection took its last piece.
+fn buffered_response(body: Bytes, permit: BufferPermit) -> axum::response::Response {
+    let len = body.len();
+    let mut resp = if len <= PIECE {
+        drop(permit);
+        (StatusCode::OK, body).into_response()
+    } else {
+        let pieces = async_stream::stream! {
+            let _permit = permit;
+            let mut at = 0;
+            while at < len {
+                let end = (at + PIECE).min(len);
+                yield Ok::<Bytes, std::convert::Infallible>(body.slice(at..end));
+                at = end;
+            }
+        };
+        let mut r = axum::response::Response::new(axum::body::Body::from_stream(pieces));
+        r.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+        r
+    };
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    Ok(Handled::Done(resp))
+    resp
 }
 
 /// The upstream body for one attempt, and whether the caller asked for the usage chunk.
@@ -432,51 +666,6 @@ fn translate_error(e: translate::TranslateError) -> ApiError {
     }
 }
 
-fn finish_and_tools(v: &Value, dialect: Dialect) -> (Option<String>, Vec<ToolUsage>) {
-    match dialect {
-        Dialect::OpenAi => {
-            let choice = v.get("choices").and_then(|c| c.get(0));
-            let finish = choice
-                .and_then(|c| c.get("finish_reason"))
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            let tools = choice
-                .and_then(|c| c.pointer("/message/tool_calls"))
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|t| {
-                    Some(ToolUsage {
-                        id: t.get("id")?.as_str()?.to_owned(),
-                        name: t.pointer("/function/name")?.as_str()?.to_owned(),
-                    })
-                })
-                .collect();
-            (finish, tools)
-        }
-        Dialect::Anthropic => {
-            let finish = v
-                .get("stop_reason")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-            let tools = v
-                .get("content")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_use"))
-                .filter_map(|b| {
-                    Some(ToolUsage {
-                        id: b.get("id")?.as_str()?.to_owned(),
-                        name: b.get("name")?.as_str()?.to_owned(),
-                    })
-                })
-                .collect();
-            (finish, tools)
-        }
-    }
-}
-
 fn kind_for_status(s: StatusCode) -> ErrorKind {
     match s.as_u16() {
         400 | 422 => ErrorKind::InvalidRequest,
@@ -505,7 +694,8 @@ fn upstream_error_message(bytes: &[u8]) -> String {
     classify::truncate(text.trim(), 512)
 }
 
-async fn read_limited(
+/// Reads an error body (bounded), for its message.
+async fn read_error_body(
     resp: reqwest::Response,
     limit: usize,
     total: Duration,

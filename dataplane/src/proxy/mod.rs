@@ -3,6 +3,7 @@
 //! breakers, retries and fallback before the first byte reaches the caller, see [`failover`]),
 //! relay, and record exactly one interception whatever happens.
 
+mod answer;
 mod attempt;
 mod failover;
 pub(crate) mod internal;

@@ -1,9 +1,16 @@
 //! A streamed answer relayed to the caller event by event (translated when the dialects
-//! differ). After the first byte reached the caller a failure can no longer fall back: the
-//! stream ends with a well-formed error event in the caller's dialect, never a silent
-//! truncation, and the target's breaker counts it (as it counts an error event inside a 200
-//! stream, e.g. Anthropic `overloaded_error`).
+//! differ). Every event is scrubbed of the attempt's credentials and checked against the
+//! upstream's dialect before it is relayed.
+//!
+//! The stream is read until its answer started (its first content, or a few events) before the
+//! caller's response starts ([`UpstreamEvents::prefetch`]): an upstream that answers 200 and
+//! then an error event or a broken stream has sent the caller nothing yet, so the attempt fails
+//! like any other and the next target may serve the request. After the first byte reached the caller a
+//! failure can no longer fall back: the stream ends with one well-formed error event in the
+//! caller's dialect and nothing after it, and the target's breaker counts it (as it counts an
+//! error event inside a 200 stream, e.g. Anthropic `overloaded_error`).
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,11 +18,11 @@ use axum::body::Body;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{Stream, StreamExt};
 
 use super::ROUTE_HEADER;
 use super::attempt::{CallGuard, upstream_error_metric_by_name};
-use super::scrub::{error_chain, scrub, scrub_error_event};
+use super::scrub::{Scrubber, error_chain};
 use super::tracker::Tracker;
 use crate::breaker::CallOutcome;
 use crate::errors::{ApiError, Dialect, ErrorKind};
@@ -24,85 +31,240 @@ use crate::relay::Relay;
 use crate::sse::SseParser;
 use crate::state::AppState;
 use crate::upstream::{Timeouts, Upstream};
+
+/// Most events held back before the caller's response starts.
+pub(crate) const PREFETCH_EVENTS: usize = 8;
+/// Most bytes held back before the caller's response starts.
+pub(crate) const PREFETCH_BYTES: usize = 16 << 10;
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// How an upstream stream ended.
+#[derive(Debug, Clone)]
+pub(crate) enum Ending {
+    /// Its proper end.
+    Complete,
+    /// The upstream's own error event (relayed to the caller, scrubbed).
+    ErrorEvent(String),
+    /// Broken: timed out, cut, ended early, or not a stream of its dialect. The message is
+    /// scrubbed; the label is the `switchyard_upstream_errors_total` kind.
+    Broken(String, &'static str),
+}
+
+/// An upstream's SSE answer being read: parsed, scrubbed, checked and relayed in the caller's
+/// dialect.
+pub(crate) struct UpstreamEvents {
+    name: String,
+    body: ByteStream,
+    parser: SseParser,
+    relay: Relay,
+    scrubber: Scrubber,
+    timeouts: Timeouts,
+    deadline: tokio::time::Instant,
+}
+
+impl UpstreamEvents {
+    pub(crate) fn new(
+        resp: reqwest::Response,
+        caller: Dialect,
+        up: &Upstream,
+        caller_wants_usage: bool,
+        scrubber: Scrubber,
+        timeouts: Timeouts,
+        deadline: tokio::time::Instant,
+    ) -> Self {
+        Self {
+            name: up.name.clone(),
+            body: Box::pin(resp.bytes_stream()),
+            parser: SseParser::default(),
+            relay: Relay::new(caller, up.dialect, &up.model, caller_wants_usage),
+            scrubber,
+            timeouts,
+            deadline,
+        }
+    }
+
+    /// Reads until the answer has started: its first generated content, or
+    /// [`PREFETCH_EVENTS`] events or [`PREFETCH_BYTES`] for the caller (a stream that begins
+    /// with a role chunk, pings or reasoning), or the end of the stream.
+    pub(crate) async fn prefetch(&mut self) -> (Vec<Bytes>, Option<Ending>) {
+        let mut first: Vec<Bytes> = Vec::new();
+        loop {
+            let (out, end) = self.next().await;
+            first.extend(out);
+            let bytes: usize = first.iter().map(Bytes::len).sum();
+            if end.is_some()
+                || self.relay.observed().content_bytes > 0
+                || first.len() >= PREFETCH_EVENTS
+                || bytes >= PREFETCH_BYTES
+            {
+                return (first, end);
+            }
+        }
+    }
+
+    /// The next bytes for the caller, and how the stream ended once it did.
+    async fn next(&mut self) -> (Vec<Bytes>, Option<Ending>) {
+        let now = tokio::time::Instant::now();
+        let left = self.deadline.saturating_duration_since(now);
+        let (wait, by_idle) = if self.timeouts.idle < left {
+            (self.timeouts.idle, true)
+        } else {
+            (left, false)
+        };
+        let name = self.name.clone();
+        match tokio::time::timeout(wait, self.body.next()).await {
+            Err(_) if by_idle => (
+                Vec::new(),
+                Some(Ending::Broken(
+                    format!("{name} sent nothing for {} ms", wait.as_millis()),
+                    "timeout",
+                )),
+            ),
+            Err(_) => (
+                Vec::new(),
+                Some(Ending::Broken(
+                    format!(
+                        "{name} did not finish the stream within the request's total timeout ({} ms)",
+                        self.timeouts.total.as_millis()
+                    ),
+                    "timeout",
+                )),
+            ),
+            Ok(None) => {
+                let mut out = Vec::new();
+                if let Some(ev) = self.parser.finish()
+                    && let Some(end) = self.relay_event(ev, &mut out)
+                {
+                    return (out, Some(end));
+                }
+                let (tail, complete) = self.relay.finish();
+                out.extend(tail);
+                let end = match &self.relay.observed().error_event {
+                    Some(m) => Ending::ErrorEvent(m.clone()),
+                    None if complete => Ending::Complete,
+                    None => Ending::Broken(
+                        format!("{name} ended the stream before its end"),
+                        "stream_cut",
+                    ),
+                };
+                (out, Some(end))
+            }
+            Ok(Some(Err(e))) => (
+                Vec::new(),
+                Some(Ending::Broken(
+                    self.scrubber
+                        .error_text(&format!("{name} broke off the stream: {}", error_chain(&e))),
+                    "stream_cut",
+                )),
+            ),
+            Ok(Some(Ok(chunk))) => match self.parser.push(&chunk) {
+                Ok(events) => {
+                    let mut out = Vec::new();
+                    for ev in events {
+                        if let Some(end) = self.relay_event(ev, &mut out) {
+                            return (out, Some(end));
+                        }
+                    }
+                    (out, None)
+                }
+                Err(e) => (
+                    Vec::new(),
+                    Some(Ending::Broken(
+                        format!("{name} sent an invalid stream: {e}"),
+                        "invalid_stream",
+                    )),
+                ),
+            },
+        }
+    }
+
+    /// Relays one event into `out`; `Some` when the stream ends with it (an upstream error
+    /// event, which nothing may follow, or an event that is not of the dialect).
+    fn relay_event(&mut self, ev: crate::sse::SseEvent, out: &mut Vec<Bytes>) -> Option<Ending> {
+        let ev = self.scrubber.event(ev);
+        match self.relay.on_event(&ev) {
+            Ok(bytes) => {
+                out.extend(bytes);
+                self.relay
+                    .observed()
+                    .error_event
+                    .as_ref()
+                    .map(|m| Ending::ErrorEvent(self.scrubber.error_text(m)))
+            }
+            Err(fault) => Some(Ending::Broken(
+                self.scrubber
+                    .error_text(&format!("{} sent an invalid stream: {fault}", self.name)),
+                "invalid_stream",
+            )),
+        }
+    }
+}
+
+/// The caller's streamed response: `first` (what [`UpstreamEvents::prefetch`] read), then the
+/// rest of the upstream stream; `ending` when the prefetch already saw the end.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn stream_response(
     state: &Arc<AppState>,
-    resp: reqwest::Response,
+    mut events: UpstreamEvents,
+    first: Vec<Bytes>,
+    ending: Option<Ending>,
     dialect: Dialect,
-    up: &Upstream,
-    caller_wants_usage: bool,
-    timeouts: Timeouts,
-    deadline: tokio::time::Instant,
-    secrets: Vec<String>,
     guard: CallGuard,
     ttfb: Duration,
     tracker: &mut Tracker,
 ) -> Response {
     let mut tracker = tracker.take();
-    let mut relay = Relay::new(dialect, up.dialect, &up.model, caller_wants_usage);
-    let name = up.name.clone();
     let state = state.clone();
-    let provider = up.name.clone();
     let route_header = tracker.route_header.clone();
     let body = async_stream::stream! {
         // Held until the stream ends: the backend slot, the balancer's count, the breaker permit
         // (dropped unfinished if the caller goes away: a cancel says nothing about the target).
         let guard = guard;
-        let mut parser = SseParser::default();
-        let mut upstream = resp.bytes_stream();
-        let failure: Option<(String, &'static str)> = loop {
-            let wait = timeouts.idle.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-            match tokio::time::timeout(wait, upstream.next()).await {
-                Err(_) => break Some((format!("{name} sent nothing for {} ms", wait.as_millis()), "timeout")),
-                Ok(None) => {
-                    if let Some(ev) = parser.finish() {
-                        let ev = scrub_error_event(ev, &secrets);
-                        for b in relay.on_event(&ev) {
-                            tracker.mark_first_token();
-                            yield Ok::<Bytes, std::io::Error>(b);
-                        }
-                    }
-                    let (tail, complete) = relay.finish();
-                    for b in tail {
-                        yield Ok(b);
-                    }
-                    break (!complete).then(|| (format!("{name} ended the stream before its end"), "stream_cut"));
+        if !first.is_empty() {
+            tracker.mark_first_token();
+        }
+        for b in first {
+            yield Ok::<Bytes, std::io::Error>(b);
+        }
+        let ending = match ending {
+            Some(e) => e,
+            None => loop {
+                let (out, end) = events.next().await;
+                if !out.is_empty() {
+                    tracker.mark_first_token();
                 }
-                Ok(Some(Err(e))) => break Some((scrub(&format!("{name} broke off the stream: {}", error_chain(&e)), &secrets), "stream_cut")),
-                Ok(Some(Ok(chunk))) => match parser.push(&chunk) {
-                    Ok(events) => {
-                        for ev in events {
-                            let ev = scrub_error_event(ev, &secrets);
-                            for b in relay.on_event(&ev) {
-                                tracker.mark_first_token();
-                                yield Ok(b);
-                            }
-                        }
-                        tracker.content_bytes = relay.observed().content_bytes;
-                    }
-                    Err(e) => break Some((format!("{name} sent an invalid stream: {e}"), "stream_cut")),
-                },
-            }
+                for b in out {
+                    yield Ok(b);
+                }
+                tracker.content_bytes = events.relay.observed().content_bytes;
+                if let Some(e) = end {
+                    break e;
+                }
+            },
         };
-        let seen = relay.observed().clone();
+        let seen = events.relay.observed().clone();
         tracker.rec.finish_reason = seen.finish_reason.clone();
         tracker.rec.tool_usages = seen.tool_calls.iter().map(|(id, name)| ToolUsage { id: id.clone(), name: name.clone() }).collect();
         tracker.content_bytes = seen.content_bytes;
-        let failed = failure.is_some() || seen.error_event.is_some();
-        guard.finish(if failed { CallOutcome::Failure } else { CallOutcome::Success }, ttfb);
-        match (failure, seen.error_event) {
-            (Some((message, kind)), _) => {
-                upstream_error_metric_by_name(&state, &provider, kind);
+        let outcome = match &ending {
+            Ending::Complete => CallOutcome::Success,
+            _ => CallOutcome::Failure,
+        };
+        guard.finish(outcome, ttfb);
+        match ending {
+            Ending::Broken(message, kind) => {
+                upstream_error_metric_by_name(&state, &events.name, kind);
                 let e = ApiError::new(ErrorKind::Upstream, message.clone());
                 yield Ok(e.sse_frame(dialect));
                 tracker.usage_incomplete = true;
                 tracker.finish(200, Outcome::UpstreamError, Some(message), seen.usage);
             }
-            (None, Some(message)) => {
-                upstream_error_metric_by_name(&state, &provider, "error_event");
-                tracker.finish(200, Outcome::UpstreamError, Some(scrub(&message, &secrets)), seen.usage);
+            Ending::ErrorEvent(message) => {
+                upstream_error_metric_by_name(&state, &events.name, "error_event");
+                tracker.finish(200, Outcome::UpstreamError, Some(message), seen.usage);
             }
-            (None, None) => tracker.finish(200, Outcome::Success, None, seen.usage),
+            Ending::Complete => tracker.finish(200, Outcome::Success, None, seen.usage),
         }
     };
     let mut resp = Response::new(Body::from_stream(body));

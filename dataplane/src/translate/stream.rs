@@ -50,8 +50,8 @@ enum AnthropicBlock {
 /// `delta.thinking_blocks: [{"type":"thinking","thinking":<whole block text>,"signature"}]`
 /// chunk, and redacted thinking as `{"type":"redacted_thinking","data"}`; a finish chunk at
 /// `message_delta`; at `message_stop` a usage chunk with empty `choices` (only when
-/// `include_usage`) and `[DONE]`. An upstream `error` event becomes an OpenAI error frame
-/// followed by `[DONE]`. `ping` and unknown events are ignored, as is everything after the end.
+/// `include_usage`) and `[DONE]`. An upstream `error` event becomes an OpenAI error frame,
+/// the last frame. `ping` and unknown events are ignored, as is everything after the end.
 #[derive(Debug)]
 pub struct AnthropicToOpenAiStream {
     model: String,
@@ -304,9 +304,10 @@ impl AnthropicToOpenAiStream {
                 out.push(SseEvent::data("[DONE]"));
             }
             "error" => {
+                // The error ends the stream: nothing follows it (a `[DONE]` would let clients
+                // read the stream as a success).
                 self.terminal = true;
                 out.push(SseEvent::data(anthropic_error_to_openai(&v).to_string()));
-                out.push(SseEvent::data("[DONE]"));
             }
             _ => {}
         }
