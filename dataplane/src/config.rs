@@ -72,6 +72,12 @@ pub struct Config {
     /// connection is closed after it.
     #[arg(long, env = "SWITCHYARD_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
     pub header_timeout_ms: u64,
+    /// Time a client has to send a whole request body once its head has arrived, ms; after it
+    /// the request gets 408 and the connection is closed (slow-body protection: a body
+    /// trickled a byte at a time cannot hold a connection longer than this). A body declared
+    /// larger than `--max-body-bytes` by its `Content-Length` is refused (413) before it is read.
+    #[arg(long, env = "SWITCHYARD_BODY_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_timeout_ms: u64,
     /// Refuse requests without a gateway API key bound to a Workspace.
     #[arg(long, env = "SWITCHYARD_REQUIRE_CLIENT_KEY")]
     pub require_client_key: bool,

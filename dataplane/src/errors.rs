@@ -37,6 +37,8 @@ pub enum ErrorKind {
     NotFound,
     /// Body too large (413).
     TooLarge,
+    /// The request body did not arrive in time (408).
+    RequestTimeout,
     /// A limit was hit (429).
     RateLimit,
     /// The gateway failed (500).
@@ -58,6 +60,7 @@ impl ErrorKind {
             Self::Permission => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::RateLimit => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Upstream => StatusCode::BAD_GATEWAY,
@@ -68,7 +71,9 @@ impl ErrorKind {
 
     fn openai_type(self) -> &'static str {
         match self {
-            Self::InvalidRequest | Self::NotFound | Self::TooLarge => "invalid_request_error",
+            Self::InvalidRequest | Self::NotFound | Self::TooLarge | Self::RequestTimeout => {
+                "invalid_request_error"
+            }
             Self::Authentication => "authentication_error",
             Self::Permission => "permission_error",
             Self::RateLimit => "rate_limit_error",
@@ -79,7 +84,7 @@ impl ErrorKind {
 
     fn anthropic_type(self) -> &'static str {
         match self {
-            Self::InvalidRequest => "invalid_request_error",
+            Self::InvalidRequest | Self::RequestTimeout => "invalid_request_error",
             Self::Authentication => "authentication_error",
             Self::Permission => "permission_error",
             Self::NotFound => "not_found_error",

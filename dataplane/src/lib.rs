@@ -136,6 +136,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let egress = Arc::new(egress::EgressPolicy::from_config(&config));
     let settings = Settings {
         max_body_bytes: config.max_body_bytes,
+        body_timeout: Duration::from_millis(config.body_timeout_ms.max(1)),
         require_client_key: config.require_client_key,
         egress: egress.clone(),
         retry_buffer_bytes: config.retry_buffer_bytes,

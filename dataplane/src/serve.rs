@@ -9,8 +9,10 @@
 //!   streams (HTTP/1.1 closes after the response, HTTP/2 sends GOAWAY), and returns when all are
 //!   done; the caller bounds that wait with the drain deadline.
 //!
-//! Request bodies are bounded by the pipeline (`--max-body-bytes`); responses are streamed with
-//! backpressure (a slow reader slows the upstream read, nothing is buffered without bound).
+//! Request bodies are bounded by the pipeline's body reader: in size (`--max-body-bytes`, 413,
+//! refused from the declared `Content-Length` before any body byte is read) and in time
+//! (`--body-timeout-ms`, 408, then the HTTP/1.1 connection is closed). Responses are streamed
+//! with backpressure (a slow reader slows the upstream read, nothing is buffered without bound).
 
 use std::net::SocketAddr;
 use std::time::Duration;

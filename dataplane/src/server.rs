@@ -1,14 +1,17 @@
 //! The HTTP server: one router with the API endpoints, health, readiness and metrics.
 //!
-//! Layer order (outermost first): panic catcher, then handlers. Request bodies are read by the
-//! handlers themselves with a limit so a 413 comes back in the caller's dialect.
+//! Layer order (outermost first): `Connection: close` after a refused body, panic catcher, then
+//! handlers. Request bodies are read by the handlers themselves (`proxy::read_body`, the one
+//! body reader) with the size limit and the body deadline, so a 413 or 408 comes back in the
+//! caller's dialect.
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Version, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
@@ -44,7 +47,27 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::new(ErrorKind::Internal, "internal error").into_response_for(Dialect::OpenAi)
         }))
+        .layer(axum::middleware::from_fn(close_after_refused_body))
         .with_state(state)
+}
+
+/// After a refused body (408: not received in time, 413: too large) the rest of it is never
+/// read, so an HTTP/1.1 connection cannot carry another request: the answer says
+/// `Connection: close` and hyper closes the connection once it is sent. (HTTP/2 has no such
+/// header; the stream alone ends there.)
+async fn close_after_refused_body(req: Request, next: Next) -> Response {
+    let http1 = req.version() <= Version::HTTP_11;
+    let mut r = next.run(req).await;
+    if http1
+        && matches!(
+            r.status(),
+            StatusCode::REQUEST_TIMEOUT | StatusCode::PAYLOAD_TOO_LARGE
+        )
+    {
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    r
 }
 
 async fn chat_completions(

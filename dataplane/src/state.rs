@@ -24,6 +24,8 @@ use crate::table::{RoutingTable, TableError};
 pub struct Settings {
     /// Largest request body accepted.
     pub max_body_bytes: usize,
+    /// Time to receive a whole request body (then 408).
+    pub body_timeout: Duration,
     /// Largest non-streamed upstream response read.
     pub max_response_bytes: usize,
     /// All non-streamed upstream answers buffered at once, bytes (see [`AnswerBuffer`]).
@@ -42,6 +44,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             max_body_bytes: 32 << 20,
+            body_timeout: Duration::from_secs(30),
             max_response_bytes: 64 << 20,
             answer_buffer_bytes: 256 << 20,
             require_client_key: false,

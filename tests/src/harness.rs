@@ -59,6 +59,8 @@ pub struct GatewayOptions {
     pub queue_timeout_ms: Option<u64>,
     /// Time to send a request head, ms.
     pub header_timeout_ms: Option<u64>,
+    /// Time to send a request body, ms.
+    pub body_timeout_ms: Option<u64>,
 }
 
 impl Gateway {
@@ -102,6 +104,9 @@ impl Gateway {
         }
         if let Some(ms) = options.header_timeout_ms {
             config.header_timeout_ms = ms;
+        }
+        if let Some(ms) = options.body_timeout_ms {
+            config.body_timeout_ms = ms;
         }
         let running = switchyard_dataplane::start(config).await?;
         let addr = running.addr;

@@ -12,9 +12,9 @@ mod stream;
 mod tracker;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use axum::body::Body;
+use axum::body::{Body, HttpBody as _};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
@@ -139,11 +139,36 @@ fn request_id(headers: &HeaderMap) -> String {
         .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
 }
 
-/// Reads the body with the size limit, answering 413 in the caller's dialect when over.
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
+/// Reads the body with the size limit and the body deadline.
+///
+/// - A body declaring (`Content-Length`) more than `limit` bytes is refused with 413 before it is
+///   polled: no byte of it is read, and a client sending `Expect: 100-continue` never gets
+///   `100 Continue` (hyper sends it on the first poll).
+/// - A body growing past `limit` (chunked, no length declared) gets 413 when it does.
+/// - A body not complete within `timeout` of the call (made as the request arrives) gets 408,
+///   however steadily it trickles in.
+///
+/// The refused rest of the body is not read; the server closes the HTTP/1.1 connection after
+/// the answer (see `server::close_after_refused_body`).
+async fn read_body(body: Body, limit: usize, timeout: Duration) -> Result<Bytes, ApiError> {
+    let declared = body.size_hint().lower();
+    if declared > limit as u64 {
+        return Err(ApiError::new(
+            ErrorKind::TooLarge,
+            format!("request body of {declared} bytes is larger than {limit} bytes"),
+        ));
+    }
+    match tokio::time::timeout(timeout, http_body_util::Limited::new(body, limit).collect()).await {
+        Err(_) => Err(ApiError::new(
+            ErrorKind::RequestTimeout,
+            format!(
+                "the request body was not received within {} ms",
+                timeout.as_millis()
+            ),
+        )
+        .code("request_body_timeout")),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+        Ok(Err(e))
             if e.downcast_ref::<http_body_util::LengthLimitError>()
                 .is_some() =>
         {
@@ -152,7 +177,7 @@ async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
                 format!("request body is larger than {limit} bytes"),
             ))
         }
-        Err(e) => Err(ApiError::invalid(format!(
+        Ok(Err(e)) => Err(ApiError::invalid(format!(
             "could not read the request body: {e}"
         ))),
     }
@@ -169,7 +194,12 @@ async fn pipeline(
 ) -> Result<Handled, ApiError> {
     let arrived = tokio::time::Instant::now();
     let dialect = endpoint.dialect();
-    let raw = read_body(body, state.settings.max_body_bytes).await?;
+    let raw = read_body(
+        body,
+        state.settings.max_body_bytes,
+        state.settings.body_timeout,
+    )
+    .await?;
     let body_bytes = raw.len();
     let mut body: Value = serde_json::from_slice(&raw)
         .map_err(|e| ApiError::invalid(format!("request body is not valid JSON: {e}")))?;
