@@ -397,7 +397,8 @@ async fn long_poll_answers_at_once_when_the_version_differs() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(started.elapsed() < Duration::from_secs(2));
+    // Answered at once, not after the 10 s wait (the margin is for a loaded machine).
+    assert!(started.elapsed() < Duration::from_secs(8));
     assert_eq!(r.headers()["x-switchyard-version"], s1.version.as_str());
     let got: Snapshot = r.json().await.unwrap();
     assert_eq!(got, s1);

@@ -195,14 +195,16 @@ async fn slow_target_trips_the_latency_threshold() {
             "slow but served"
         );
     }
-    let started = Instant::now();
+    let calls = mock_calls(&mock, "gpt-mock");
     let (a, r) = post(&gw, "after", &ask()).await;
     assert_eq!(a.status, 200);
     assert_eq!(r.provider_name.as_deref(), Some("default/claude"));
     assert!(r.attempts[0].error.as_deref().unwrap().contains("circuit"));
-    assert!(
-        started.elapsed() < Duration::from_millis(300),
-        "skipped, not waited for"
+    assert_eq!(r.attempts[0].status, None, "skipped, not waited for");
+    assert_eq!(
+        mock_calls(&mock, "gpt-mock"),
+        calls,
+        "the slow target was not called"
     );
 }
 
@@ -728,10 +730,11 @@ async fn policy_timeouts_override_the_targets_and_bound_the_whole_request() {
     objects.push(slow);
     let gw = Gateway::start_objects(&objects).await.unwrap();
 
+    // (The bounds on elapsed time only guard against a hang; the records say which timeout hit.)
     let started = Instant::now();
     let (a, r) = post(&gw, "first-byte", &ask()).await;
     assert_eq!(a.status, 200, "{}", a.text);
-    assert!(started.elapsed() < Duration::from_millis(1500));
+    assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(r.attempts[0].status, None);
     assert!(
         r.attempts[0].error.as_deref().unwrap().contains("150 ms"),
@@ -745,7 +748,7 @@ async fn policy_timeouts_override_the_targets_and_bound_the_whole_request() {
         json!({"model": "slow", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
     let (a, r) = post(&gw, "total", &body).await;
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(1500), "{took:?}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
     assert_eq!(a.status, 200);
     let (chunks, done) = a.sse_data().unwrap();
     assert!(chunks.last().unwrap().get("error").is_some(), "{}", a.text);

@@ -218,7 +218,8 @@ async fn operator_and_data_plane_as_processes() {
     assert_eq!(chat(&client, &gw).await, "demo-fast");
     requests += 1;
 
-    // An edit reaches the data plane within a second.
+    // An edit reaches the data plane (the benchmarks measure how fast: the bound here only
+    // guards against a hang on a loaded machine).
     let edited = Instant::now();
     write_atomically(&manifest, &manifests(mock_addr, "demo-smart"));
     loop {
@@ -228,8 +229,8 @@ async fn operator_and_data_plane_as_processes() {
             break;
         }
         assert!(
-            edited.elapsed() < Duration::from_secs(1),
-            "route not changed within 1 s"
+            edited.elapsed() < Duration::from_secs(10),
+            "route not changed within 10 s"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
