@@ -18,6 +18,11 @@ pub const REPORT_TTL_SECS: u64 = 35;
 pub const MAX_CIRCUITS: usize = 4096;
 /// Policy name used for routes that came from no RouterPolicy.
 pub const DEFAULT_POLICY: &str = "default";
+/// Model part of a breaker label (`provider/NAME:other`) for every model the target's Provider
+/// or Backend does not declare: a caller's model name forwarded by a catch-all route never
+/// becomes a breaker, a metric label value or a report entry of its own (see
+/// [`crate::snapshot::Snapshot::label_model`]).
+pub const OTHER_MODEL: &str = "other";
 /// The channel path reports are POSTed to.
 pub const REPORT_PATH: &str = "/v1/circuits";
 /// Longest data-plane name accepted (a pod name is at most 253 characters).

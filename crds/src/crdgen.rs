@@ -396,11 +396,33 @@ fn has_map_value(schema: &JSONSchemaProps) -> bool {
 }
 
 fn type_cell(schema: &JSONSchemaProps) -> String {
-    let mut text = type_name(schema);
-    if let Some(values) = &schema.enum_ {
+    // An untyped node closed by `anyOf` enums only (a guardrail action: a word or `false`).
+    let any_of_enums: Option<Vec<&serde_json::Value>> = schema
+        .type_
+        .is_none()
+        .then_some(schema.any_of.as_ref())
+        .flatten()
+        .and_then(|branches| {
+            let mut values = Vec::new();
+            for b in branches {
+                values.extend(b.enum_.as_ref()?.iter().map(|v| &v.0));
+            }
+            Some(values)
+        });
+    let (mut text, values) = match any_of_enums {
+        Some(values) => ("value".to_owned(), Some(values)),
+        None => (
+            type_name(schema),
+            schema
+                .enum_
+                .as_ref()
+                .map(|e| e.iter().map(|v| &v.0).collect()),
+        ),
+    };
+    if let Some(values) = values {
         let values = values
             .iter()
-            .map(|v| match &v.0 {
+            .map(|v| match v {
                 Value::String(s) => code(s),
                 other => code(&other.to_string()),
             })

@@ -145,6 +145,33 @@ impl Snapshot {
             .map(|i| &self.affinity_groups[i])
     }
 
+    /// Whether the target `kind`/`key` declares `model`: among the models (declared or
+    /// discovered) of the Provider or Backend, or served by a member of the AffinityGroup.
+    pub fn declares_model(&self, kind: TargetKind, key: &str, model: &str) -> bool {
+        let among = |models: &[ModelSnapshot]| models.iter().any(|m| m.name == model);
+        match kind {
+            TargetKind::Provider => self.provider(key).is_some_and(|p| among(&p.models)),
+            TargetKind::Backend => self.backend(key).is_some_and(|b| among(&b.models)),
+            TargetKind::AffinityGroup => self.affinity_group(key).is_some_and(|g| {
+                g.members
+                    .iter()
+                    .any(|m| m.models.iter().any(|x| x == model))
+            }),
+        }
+    }
+
+    /// The model as breaker labels, circuit metrics and circuit reports name it for the target
+    /// `kind`/`key`: `model` when the target declares it ([`Self::declares_model`]), else
+    /// [`crate::circuits::OTHER_MODEL`], shared by every undeclared model of the target. Label
+    /// values so come from the snapshot, never from what a caller asked for.
+    pub fn label_model<'a>(&self, kind: TargetKind, key: &str, model: &'a str) -> &'a str {
+        if self.declares_model(kind, key, model) {
+            model
+        } else {
+            crate::circuits::OTHER_MODEL
+        }
+    }
+
     /// A workspace by key.
     pub fn workspace(&self, key: &str) -> Option<&WorkspaceSnapshot> {
         self.workspaces

@@ -135,8 +135,11 @@ pub struct Guardrails {
     pub pii: GuardrailAction,
 }
 
-/// What happens when a guardrail finds something.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default, JsonSchema)]
+/// What happens when a guardrail finds something. Read from `off`, `alert`, `redact` or
+/// `block`, and from the boolean `false` as `off`: unquoted `off` is `false` to a YAML 1.1
+/// parser (kubectl's, and this crate's manifest reader), and a manifest saying `pii: off` means
+/// off. `true` (`on`, `yes`) names no action and is refused. Always written as the word.
+#[derive(Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum GuardrailAction {
     /// No detection.
@@ -151,6 +154,9 @@ pub enum GuardrailAction {
 }
 
 impl GuardrailAction {
+    /// Every action, in the schema's order.
+    pub const ALL: [Self; 4] = [Self::Off, Self::Alert, Self::Redact, Self::Block];
+
     /// Wire name.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -159,6 +165,54 @@ impl GuardrailAction {
             Self::Redact => "redact",
             Self::Block => "block",
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for GuardrailAction {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = GuardrailAction;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("one of off, alert, redact, block (or false for off)")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                if v {
+                    Err(E::custom(
+                        "true (or unquoted on/yes) names no guardrail action: use alert, redact or block",
+                    ))
+                } else {
+                    Ok(GuardrailAction::Off)
+                }
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                GuardrailAction::ALL
+                    .into_iter()
+                    .find(|a| a.as_str() == v)
+                    .ok_or_else(|| E::unknown_variant(v, &["off", "alert", "redact", "block"]))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl JsonSchema for GuardrailAction {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "GuardrailAction".into()
+    }
+
+    /// A string action, or `false` (what a YAML 1.1 parser makes of unquoted `off`). A
+    /// structural schema cannot type a node "string or boolean", so the node is untyped
+    /// (`x-kubernetes-preserve-unknown-fields`) and the values are fixed by the `anyOf` enums.
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let words: Vec<&str> = Self::ALL.iter().map(|a| a.as_str()).collect();
+        schemars::json_schema!({
+            "x-kubernetes-preserve-unknown-fields": true,
+            "anyOf": [{"enum": words}, {"enum": [false]}],
+        })
     }
 }
 
@@ -295,4 +349,110 @@ pub struct AlertCounts {
     /// All findings.
     #[serde(default)]
     pub total: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::compile::{Inventory, compile};
+
+    fn guardrails_of(yaml: &str) -> (GuardrailAction, GuardrailAction) {
+        let mut inv = Inventory::default();
+        crate::manifest::add_yaml(&mut inv, "ws.yaml", yaml).unwrap();
+        let c = compile(&inv);
+        let w = c
+            .snapshot
+            .workspaces
+            .first()
+            .expect("the workspace compiles");
+        (w.guardrail_secrets, w.guardrail_pii)
+    }
+
+    #[test]
+    fn unquoted_off_and_false_are_off_in_a_manifest() {
+        for off in ["off", "false", "\"off\"", "Off", "OFF"] {
+            let yaml = format!(
+                "apiVersion: switchyard.dev/v1alpha1\nkind: Workspace\nmetadata: {{name: w}}\n\
+                 spec:\n  guardrails:\n    secrets: redact\n    pii: {off}\n"
+            );
+            assert_eq!(
+                guardrails_of(&yaml),
+                (GuardrailAction::Redact, GuardrailAction::Off),
+                "pii: {off}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_kubectl_sends_for_off_deserializes_as_off() {
+        // A YAML 1.1 parser (kubectl's) turns unquoted `off` into `false`.
+        let g: Guardrails =
+            serde_json::from_value(json!({"secrets": false, "pii": "block"})).unwrap();
+        assert_eq!(
+            (g.secrets, g.pii),
+            (GuardrailAction::Off, GuardrailAction::Block)
+        );
+        // `on`/`yes`/`true` name no action: refused, as is any other word.
+        assert!(serde_json::from_value::<Guardrails>(json!({"pii": true})).is_err());
+        assert!(serde_json::from_value::<Guardrails>(json!({"pii": "maybe"})).is_err());
+        // Written back as the word.
+        assert_eq!(
+            serde_json::to_value(GuardrailAction::Off).unwrap(),
+            json!("off")
+        );
+    }
+
+    /// Whether `value` passes the enum constraints of a CRD schema node (its own `enum`, or one
+    /// of its `anyOf` branches), with its `type` (when it has one) matching.
+    fn schema_accepts(node: &Value, value: &Value) -> bool {
+        let type_ok = match node.get("type").and_then(Value::as_str) {
+            None => true,
+            Some("string") => value.is_string(),
+            Some("boolean") => value.is_boolean(),
+            Some(_) => false,
+        };
+        let in_enum = |n: &Value| {
+            n.get("enum")
+                .and_then(Value::as_array)
+                .is_none_or(|e| e.contains(value))
+        };
+        let any_of = match node.get("anyOf").and_then(Value::as_array) {
+            Some(branches) => branches.iter().any(in_enum),
+            None => true,
+        };
+        type_ok && in_enum(node) && any_of
+    }
+
+    #[test]
+    fn the_crd_schema_accepts_off_false_and_the_actions_only() {
+        let crd = crate::crdgen::all()
+            .into_iter()
+            .find(|c| c.spec.names.kind == "Workspace")
+            .unwrap();
+        let schema = serde_json::to_value(&crd.spec.versions[0].schema).unwrap();
+        let guardrails =
+            &schema["openAPIV3Schema"]["properties"]["spec"]["properties"]["guardrails"];
+        for field in ["secrets", "pii"] {
+            let node = &guardrails["properties"][field];
+            for ok in [
+                json!("off"),
+                json!(false),
+                json!("alert"),
+                json!("redact"),
+                json!("block"),
+            ] {
+                assert!(schema_accepts(node, &ok), "{field}: {ok} refused by {node}");
+            }
+            for bad in [json!(true), json!("on"), json!("maybe")] {
+                assert!(
+                    !schema_accepts(node, &bad),
+                    "{field}: {bad} accepted by {node}"
+                );
+            }
+        }
+    }
 }

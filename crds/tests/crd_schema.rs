@@ -1265,7 +1265,7 @@ fn router_policy_circuit_breaker_has_the_seed_defaults() {
 
 #[test]
 fn closed_sets_are_enums() {
-    let cases: [(&str, &str, &[&str]); 9] = [
+    let cases: [(&str, &str, &[&str]); 7] = [
         (
             "Provider",
             "spec.type",
@@ -1304,16 +1304,6 @@ fn closed_sets_are_enums() {
                 "weighted",
                 "session_affinity",
             ],
-        ),
-        (
-            "Workspace",
-            "spec.guardrails.secrets",
-            &["off", "alert", "redact", "block"],
-        ),
-        (
-            "Workspace",
-            "spec.guardrails.pii",
-            &["off", "alert", "redact", "block"],
         ),
         (
             "RouterPolicy",
@@ -1374,6 +1364,28 @@ fn closed_sets_are_enums() {
             values.len(),
             "{kind} {path}: duplicate values"
         );
+    }
+}
+
+#[test]
+fn guardrail_actions_are_the_words_or_false() {
+    // Unquoted `off` reaches the API server as `false` from a YAML 1.1 parser (kubectl's): the
+    // node cannot be typed "string or boolean" in a structural schema, so it is untyped and
+    // closed by its `anyOf` enums.
+    let crd = crd("Workspace");
+    for path in ["spec.guardrails.secrets", "spec.guardrails.pii"] {
+        let field = schema_at(open_api_schema(&crd), path);
+        assert!(field.get("type").is_none(), "{path}: {field}");
+        assert_eq!(
+            field["x-kubernetes-preserve-unknown-fields"], true,
+            "{path}"
+        );
+        assert_eq!(
+            field["anyOf"],
+            serde_json::json!([{"enum": ["off", "alert", "redact", "block"]}, {"enum": [false]}]),
+            "{path}"
+        );
+        assert_eq!(field["default"], "off", "{path}");
     }
 }
 

@@ -733,8 +733,9 @@ impl BreakerRegistry {
     }
 
     /// Drops closed breakers unused for `idle` with nothing in their window and no call in
-    /// flight (bounds memory when target labels carry client-chosen model names). Returns how
-    /// many were dropped.
+    /// flight. (Target labels never carry client-chosen model names: the proxy labels an
+    /// undeclared model `other`, so the registry is bounded by the snapshot.) Returns how many
+    /// were dropped.
     pub fn prune_idle(&self, now: Instant, idle: Duration) -> usize {
         let mut map = self
             .breakers

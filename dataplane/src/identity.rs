@@ -41,6 +41,12 @@ impl CredentialKind {
     }
 }
 
+/// The caller every request without a gateway key counts as for `limits.perCaller`: one
+/// bucket per workspace. Neither a body `user` nor a passthrough key identifies a caller for
+/// limits (both are the caller's say-so: a new value per request would dodge the limit). A
+/// binding name cannot be this (they start with a letter or digit).
+pub const ANONYMOUS_CALLER: &str = "(anonymous)";
+
 /// The caller.
 #[derive(Clone, Debug)]
 pub struct Caller {
@@ -50,6 +56,17 @@ pub struct Caller {
     pub credential_kind: CredentialKind,
     /// The caller's own credential (never a gateway key).
     pub passthrough: Option<String>,
+}
+
+impl Caller {
+    /// Who the caller is for `limits.perCaller`: its gateway key's binding name, else
+    /// [`ANONYMOUS_CALLER`].
+    pub fn limit_key(&self) -> &str {
+        match (self.credential_kind, &self.initiator) {
+            (CredentialKind::GatewayKey, Some(name)) => name,
+            _ => ANONYMOUS_CALLER,
+        }
+    }
 }
 
 /// The presented credential, if any.

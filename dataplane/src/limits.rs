@@ -1,7 +1,8 @@
 //! Request limits of the data plane (DESIGN.md "Request path" step 5, "limits and budgets"):
 //!
 //! - [`Limiter`]: requests per minute, tokens per minute and tokens per day, per Workspace and per
-//!   caller (workspace key + initiator), from the workspace's [`LimitsSnapshot`]. Requests are
+//!   caller (workspace key + [`crate::identity::Caller::limit_key`]: a gateway key's binding, or
+//!   the workspace's one anonymous caller), from the workspace's [`LimitsSnapshot`]. Requests are
 //!   admitted or refused before the upstream call; tokens are charged on actual usage afterwards.
 //!   A refusal is a [`LimitExceeded`] (429 with `Retry-After`).
 //! - [`ConcurrencyLimiter`]: a Backend's `maxConcurrency`, with a bounded FIFO wait queue and a

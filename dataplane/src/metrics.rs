@@ -1,6 +1,8 @@
 //! Prometheus metrics (`switchyard_*`), labelled with OpenTelemetry GenAI attribute names.
 //! Label values come from the snapshot (provider keys, declared models) or small fixed sets,
-//! never from raw request input, so cardinality stays bounded.
+//! never from raw request input, so cardinality stays bounded: a model the Provider/Backend does
+//! not declare (a caller's model forwarded by a catch-all route) is `other`
+//! ([`crate::upstream::OTHER_MODEL`]), in `gen_ai_request_model` and in circuit targets alike.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -65,7 +67,8 @@ pub struct UpstreamErrorLabels {
 pub struct CircuitLabels {
     /// RouterPolicy key, or `default` for routes without one.
     pub policy: String,
-    /// Target label (`provider/NAME:model`, `backend/NAME:model`).
+    /// Target label (`provider/NAME:model`, `backend/NAME:model`; the model declared, or
+    /// `other`).
     pub target: String,
 }
 

@@ -68,8 +68,11 @@ pub struct Upstream {
     pub dialect: Dialect,
     /// Base URL (OpenAI dialect: includes the `/v1` part; Anthropic: the host root).
     pub base: String,
-    /// `provider/NAME:model` etc. for records.
+    /// `provider/NAME:model` etc. for records (the model as asked, whatever it is).
     pub target_label: String,
+    /// The same target with [`Upstream::label_model`] as its model: the label of its circuit
+    /// breaker and circuit metrics, never a caller's invented model name.
+    pub label: String,
     /// Provider or backend type (`openai`, `vllm`, …).
     pub kind: &'static str,
     /// Provider or backend key.
@@ -86,8 +89,9 @@ pub struct Upstream {
     pub timeouts: TimeoutsMs,
     /// Prices of the model, when declared.
     pub pricing: Option<ModelPricing>,
-    /// Whether the model is declared (or observed) on the target; only declared models become
-    /// metric label values, so callers cannot inflate metric cardinality.
+    /// Whether the model is declared (or discovered, observed) by the Provider/Backend. Only
+    /// such models become metric label values and breaker keys (others are [`OTHER_MODEL`]),
+    /// so callers cannot inflate metric cardinality or the breaker registry.
     pub declared: bool,
     /// Whether this is an OpenAI provider (which accepts `metadata` with `store`).
     pub is_openai: bool,
@@ -98,6 +102,7 @@ impl Upstream {
     /// picking a member (see [`Upstream::backend`]).
     pub fn provider(snapshot: &Snapshot, target: &TargetSnapshot, model: &str) -> Option<Self> {
         let p = snapshot.provider(&target.key)?;
+        let declared = names_model(&p.models, model);
         let credential = match p.auth {
             AuthType::None => Credential::None,
             AuthType::Passthrough => Credential::Passthrough,
@@ -111,6 +116,7 @@ impl Upstream {
             },
             base: p.endpoint.clone(),
             target_label: target_label(target, model),
+            label: target_label(target, label_model(declared, model)),
             kind: p.type_.as_str(),
             name: p.key.clone(),
             backend: None,
@@ -119,7 +125,7 @@ impl Upstream {
             headers: p.headers.clone(),
             timeouts: p.timeouts.clone(),
             pricing: pricing(&p.models, model),
-            declared: p.models.iter().any(|m| m.name == model),
+            declared,
             is_openai: p.type_ == ProviderType::Openai,
         })
     }
@@ -132,10 +138,12 @@ impl Upstream {
         model: &str,
     ) -> Option<Self> {
         let b = snapshot.backend(backend_key)?;
+        let declared = names_model(&b.models, model);
         Some(Self {
             dialect: Dialect::OpenAi,
             base: b.url.clone(),
             target_label: target_label(via, model),
+            label: target_label(via, label_model(declared, model)),
             kind: b.type_.as_str(),
             name: b.key.clone(),
             backend: (via.kind == TargetKind::AffinityGroup).then(|| b.key.clone()),
@@ -144,9 +152,15 @@ impl Upstream {
             headers: Vec::new(),
             timeouts: b.timeouts.clone(),
             pricing: pricing(&b.models, model),
-            declared: b.models.iter().any(|m| m.name == model),
+            declared,
             is_openai: false,
         })
+    }
+
+    /// The model as metric labels and breaker keys name it: the model when the Provider/Backend
+    /// declares it ([`Upstream::declared`]), else [`OTHER_MODEL`].
+    pub fn label_model(&self) -> &str {
+        label_model(self.declared, &self.model)
     }
 
     /// URL for an endpoint in this upstream's dialect.
@@ -194,6 +208,18 @@ impl Upstream {
             Dialect::Anthropic => vec![("x-api-key", key)],
         })
     }
+}
+
+pub use switchyard_crds::circuits::OTHER_MODEL;
+
+/// Whether `models` (declared or discovered by the Provider/Backend) has `model`; the same test
+/// as [`Snapshot::declares_model`].
+fn names_model(models: &[ModelSnapshot], model: &str) -> bool {
+    models.iter().any(|m| m.name == model)
+}
+
+fn label_model(declared: bool, model: &str) -> &str {
+    if declared { model } else { OTHER_MODEL }
 }
 
 fn target_label(target: &TargetSnapshot, model: &str) -> String {

@@ -426,17 +426,29 @@ impl prometheus_client::collector::Collector for BoardCollector {
     }
 }
 
-/// The worst state of the circuits of `policy` whose label is `label` (a target with a model)
-/// or starts with `label:` (a target without one: the proxy fills in the requested model).
+/// The worst state of the circuits of `policy` whose label is the target's (a target with a
+/// model, named as the data plane's breakers name it: a model the target does not declare is
+/// `other`, see [`Snapshot::label_model`]) or starts with `label:` (a target without one: the
+/// proxy fills in the requested model, declared or `other`).
 fn target_state(
     merged: &Merged,
+    snapshot: &Snapshot,
     policy: &str,
     target: &TargetSnapshot,
 ) -> Option<CircuitStateName> {
-    let label = target.to_string();
-    if target.model.is_some() {
-        return merged.get(policy, &label).map(|c| c.state);
+    if let Some(model) = &target.model {
+        let label = TargetSnapshot {
+            kind: target.kind,
+            key: target.key.clone(),
+            model: Some(
+                snapshot
+                    .label_model(target.kind, &target.key, model)
+                    .to_owned(),
+            ),
+        };
+        return merged.get(policy, &label.to_string()).map(|c| c.state);
     }
+    let label = target.to_string();
     let prefix = format!("{label}:");
     merged
         .policy(policy)
@@ -495,7 +507,8 @@ pub fn policy_circuits(
         let breakers = breaker_targets(snapshot, route_target);
         let mut states = Vec::with_capacity(breakers.len());
         for b in &breakers {
-            let state = target_state(merged, &policy.key, b).unwrap_or(CircuitStateName::Closed);
+            let state =
+                target_state(merged, snapshot, &policy.key, b).unwrap_or(CircuitStateName::Closed);
             states.push(state);
             push(&mut targets, b.to_string(), state);
         }

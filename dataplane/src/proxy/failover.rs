@@ -22,7 +22,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use switchyard_crds::snapshot::{RouterPolicySnapshot, TargetKind, TargetSnapshot};
+use switchyard_crds::snapshot::{
+    GroupMemberSnapshot, RouterPolicySnapshot, TargetKind, TargetSnapshot,
+};
 
 use super::Handled;
 use super::attempt::{Call, CallGuard, attempt};
@@ -34,7 +36,7 @@ use crate::record::{Attempt, RouteRecord};
 use crate::retry::{self, SplitMix64};
 use crate::route::{Route, RouteSource};
 use crate::table::RoutingTable;
-use crate::upstream::{Timeouts, Upstream};
+use crate::upstream::{OTHER_MODEL, Timeouts, Upstream};
 
 /// What became of one route.
 enum RouteEnd {
@@ -70,16 +72,29 @@ fn nothing_could() -> ApiError {
 }
 
 /// The breaker label of an upstream: an AffinityGroup member has its own breaker
-/// (`backend/MEMBER:model`), other targets are labelled as the route names them.
+/// (`backend/MEMBER:model`), other targets are labelled as the route names them. The model part
+/// is one the Provider/Backend declares, or `other` ([`Upstream::label_model`]): a caller's
+/// invented model name never becomes a breaker, a metric label or a circuit report entry.
 fn breaker_label(up: &Upstream) -> String {
     match &up.backend {
-        Some(b) => member_label(b, &up.model),
-        None => up.target_label.clone(),
+        Some(b) => member_label(b, up.label_model()),
+        None => up.label.clone(),
     }
 }
 
+/// `model` must be a label model ([`Upstream::label_model`], [`member_label_model`]).
 fn member_label(backend_key: &str, model: &str) -> String {
     format!("backend/{}:{model}", crate::table::name_of(backend_key))
+}
+
+/// The label model of `model` on a group member: what [`Upstream::label_model`] gives for the
+/// member once picked (a member is only picked for a model it serves, which it declares).
+fn member_label_model<'a>(member: &GroupMemberSnapshot, model: &'a str) -> &'a str {
+    if member.models.iter().any(|m| m == model) {
+        model
+    } else {
+        OTHER_MODEL
+    }
 }
 
 fn target_name(t: &TargetSnapshot) -> String {
@@ -145,7 +160,7 @@ async fn run_route(
                 // Members whose circuit is open (with autoDisable) leave the rotation.
                 let mut exclude = tried_backends.clone();
                 for m in &g.members {
-                    let label = member_label(&m.backend, &model);
+                    let label = member_label(&m.backend, member_label_model(m, &model));
                     let now = Instant::now();
                     // Only members with a breaker can be open: none is created here.
                     let open = state

@@ -240,10 +240,11 @@ async fn pipeline(
         Some(_) => Vec::new(),
         None => route::candidates(table, workspace, &info)?,
     };
-    // Limits before any work on the request; tokens are charged when it is recorded.
+    // Limits before any work on the request; tokens are charged when it is recorded. Callers
+    // without a gateway key share the workspace's anonymous per-caller bucket.
     match state.limiter.admit(
         &workspace.key,
-        caller.initiator.as_deref(),
+        Some(caller.limit_key()),
         &workspace.limits,
         Instant::now(),
     ) {

@@ -257,7 +257,7 @@ impl Tracker {
         let provider = rec.provider_name.clone().unwrap_or_else(|| "-".into());
         let model = match (&rec.model_served, self.model_declared) {
             (Some(m), true) => m.clone(),
-            (Some(_), false) => "other".into(),
+            (Some(_), false) => crate::upstream::OTHER_MODEL.into(),
             (None, _) => "-".into(),
         };
         m.requests

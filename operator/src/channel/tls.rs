@@ -278,7 +278,8 @@ pub fn serve_tls(
     })?;
     let (stop, stop_rx) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, acceptor, router, stop_rx));
-    tracing::info!(%addr, "data-plane channel listening (TLS)");
+    // No log here: this serves the data-plane channel and the REST facade alike; each caller
+    // says what it listens for.
     Ok(ChannelServer { addr, stop, task })
 }
 
@@ -354,5 +355,49 @@ async fn connection(
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn serving_a_router_does_not_claim_to_be_the_data_plane_channel() {
+        // serve_tls also serves the REST facade: naming the listener is the caller's job.
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let material = TlsMaterial::self_signed(&["localhost".to_owned()]).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = serve_tls(listener, Router::new(), &material).unwrap();
+        tracing::info!("marker");
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("marker"), "the capture works: {text}");
+        assert!(!text.contains("data-plane channel"), "{text}");
+        drop(server);
     }
 }

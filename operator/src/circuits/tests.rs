@@ -363,3 +363,25 @@ fn status_targets_are_bounded() {
     assert_eq!(targets.len(), MAX_STATUS_TARGETS);
     assert_eq!(targets[0].state, "Closed", "no repeats");
 }
+
+#[test]
+fn a_fixed_model_the_target_does_not_declare_shows_the_state_of_its_other_circuit() {
+    let s = snapshot();
+    let mut p = policy(&s, "ns/p").clone();
+    // `cheap` declares no model: the data plane keeps one `other` breaker for it.
+    p.route[2].model = Some("small".into());
+    let merged = board_with(vec![
+        entry("ns/p", "provider/cheap:other", Open),
+        entry("ns/p", "provider/openai:gpt-4o", Closed),
+    ]);
+    let (_, targets) = policy_circuits(&p, &s, &merged);
+    assert_eq!(
+        listed(&targets),
+        [
+            ("provider/openai:gpt-4o", "Closed"),
+            ("backend/b1:llama", "Closed"),
+            ("backend/b2:llama", "Closed"),
+            ("provider/cheap:small", "Open"),
+        ]
+    );
+}
