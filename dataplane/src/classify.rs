@@ -121,6 +121,7 @@ pub fn classify(
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(ApiError::invalid("`stream` must be a boolean").param("stream")),
     };
+    crate::request_shape::check(endpoint, obj)?;
     let mut info = RequestInfo {
         endpoint_type: Some(endpoint.endpoint_type()),
         model,
@@ -160,19 +161,15 @@ pub fn classify(
             }
         }
         Endpoint::Completions => {
+            // A string or an array of strings (token-id prompts carry no text to read).
             let prompt = match obj.get("prompt") {
                 Some(Value::String(s)) => s.clone(),
-                Some(Value::Array(a)) if a.iter().all(Value::is_string) => a
+                Some(Value::Array(a)) => a
                     .iter()
                     .filter_map(Value::as_str)
                     .collect::<Vec<_>>()
                     .join("\n"),
-                _ => {
-                    return Err(ApiError::invalid(
-                        "`prompt` must be a string or an array of strings",
-                    )
-                    .param("prompt"));
-                }
+                _ => String::new(),
             };
             let suffix = obj
                 .get("suffix")

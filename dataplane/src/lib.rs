@@ -18,6 +18,7 @@ pub mod operator_client;
 pub mod proxy;
 pub mod record;
 pub mod relay;
+pub mod request_shape;
 pub mod retry;
 pub mod route;
 pub mod serve;

@@ -14,8 +14,10 @@ use std::sync::LazyLock;
 use proptest::prelude::*;
 use serde_json::Value;
 use switchyard_crds::workspace::GuardrailAction;
+use switchyard_dataplane::classify::Endpoint;
 use switchyard_dataplane::guardrails::{
-    Category, Finding, Outcome, Policy, Scanner, apply, redact, snippet, snippet_masked,
+    Category, Finding, Outcome, Policy, Scanner, apply, apply_fields, fields, redact, snippet,
+    snippet_masked,
 };
 
 static SCANNER: LazyLock<Scanner> = LazyLock::new(Scanner::new);
@@ -1196,6 +1198,7 @@ fn apply_openai_alert_records_without_touching_body() {
     let out = apply(
         &SCANNER,
         &policy(GuardrailAction::Alert, GuardrailAction::Alert),
+        Endpoint::ChatCompletions,
         &mut body,
     );
     assert_eq!(triples(&out), set(OPENAI_EXPECTED));
@@ -1220,6 +1223,7 @@ fn apply_openai_redact_rewrites_in_place() {
     let out = apply(
         &SCANNER,
         &policy(GuardrailAction::Redact, GuardrailAction::Redact),
+        Endpoint::ChatCompletions,
         &mut body,
     );
     assert_eq!(triples(&out), set(OPENAI_EXPECTED));
@@ -1261,6 +1265,7 @@ fn apply_openai_redact_rewrites_in_place() {
     let again = apply(
         &SCANNER,
         &policy(GuardrailAction::Alert, GuardrailAction::Alert),
+        Endpoint::ChatCompletions,
         &mut body,
     );
     assert!(again.alerts.is_empty(), "{:?}", again.alerts);
@@ -1272,6 +1277,7 @@ fn apply_openai_block_secrets_alert_pii() {
     let out = apply(
         &SCANNER,
         &policy(GuardrailAction::Block, GuardrailAction::Alert),
+        Endpoint::ChatCompletions,
         &mut body,
     );
     assert!(out.blocked);
@@ -1298,6 +1304,7 @@ fn apply_pii_only_policy_ignores_secrets() {
     let out = apply(
         &SCANNER,
         &policy(GuardrailAction::Off, GuardrailAction::Block),
+        Endpoint::ChatCompletions,
         &mut body,
     );
     assert!(out.blocked);
@@ -1312,6 +1319,7 @@ fn apply_anthropic_alert() {
     let out = apply(
         &SCANNER,
         &policy(GuardrailAction::Alert, GuardrailAction::Alert),
+        Endpoint::Messages,
         &mut body,
     );
     assert_eq!(triples(&out), set(ANTHROPIC_EXPECTED));
@@ -1331,6 +1339,7 @@ fn apply_anthropic_redact() {
     let out = apply(
         &SCANNER,
         &policy(GuardrailAction::Redact, GuardrailAction::Redact),
+        Endpoint::Messages,
         &mut body,
     );
     assert_eq!(triples(&out), set(ANTHROPIC_EXPECTED));
@@ -1380,6 +1389,7 @@ fn apply_anthropic_block() {
     let out = apply(
         &SCANNER,
         &policy(GuardrailAction::Alert, GuardrailAction::Block),
+        Endpoint::Messages,
         &mut body,
     );
     assert!(out.blocked);
@@ -1393,6 +1403,7 @@ fn apply_completions_and_embeddings() {
     let out = apply(
         &SCANNER,
         &policy(GuardrailAction::Redact, GuardrailAction::Alert),
+        Endpoint::Completions,
         &mut body,
     );
     assert_eq!(
@@ -1413,6 +1424,7 @@ fn apply_completions_and_embeddings() {
     let out = apply(
         &SCANNER,
         &policy(GuardrailAction::Alert, GuardrailAction::Redact),
+        Endpoint::Embeddings,
         &mut body,
     );
     assert_eq!(
@@ -1433,6 +1445,7 @@ fn apply_completions_and_embeddings() {
     let out = apply(
         &SCANNER,
         &policy(GuardrailAction::Redact, GuardrailAction::Off),
+        Endpoint::Embeddings,
         &mut body,
     );
     assert_eq!(triples(&out), set(&[("/input", "secrets", "github_token")]));
@@ -1451,6 +1464,7 @@ fn apply_tool_use_keys_and_escaping() {
     let out = apply(
         &SCANNER,
         &policy(GuardrailAction::Alert, GuardrailAction::Alert),
+        Endpoint::Messages,
         &mut body,
     );
     assert_eq!(
@@ -1470,6 +1484,7 @@ fn apply_tool_use_keys_and_escaping() {
     let out = apply(
         &SCANNER,
         &policy(GuardrailAction::Redact, GuardrailAction::Off),
+        Endpoint::Messages,
         &mut body,
     );
     assert!(out.modified);
@@ -1479,45 +1494,354 @@ fn apply_tool_use_keys_and_escaping() {
 }
 
 #[test]
-fn apply_walks_openai_parts_responses_items_and_documents() {
+fn apply_walks_legacy_function_calls_documents_and_responses_items() {
     let f = &*FAKES;
-    let mut body = serde_json::json!({
+    let alert = policy(GuardrailAction::Alert, GuardrailAction::Alert);
+    let mut chat = serde_json::json!({"messages": [
+        {"role": "assistant", "content": null, "function_call": {"name": "f", "arguments": format!("{{\"k\": \"{}\"}}", f.gcp_api_key)}}
+    ]});
+    let out = apply(&SCANNER, &alert, Endpoint::ChatCompletions, &mut chat);
+    assert_eq!(
+        triples(&out),
+        set(&[(
+            "/messages/0/function_call/arguments",
+            "secrets",
+            "gcp_api_key"
+        )])
+    );
+    let mut messages = serde_json::json!({"messages": [
+        {"role": "user", "content": [
+            {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": format!("aws {}", f.aws_key_id)}},
+            {"type": "thinking", "thinking": f.stripe.clone(), "signature": "sig"}
+        ]}
+    ]});
+    let out = apply(&SCANNER, &alert, Endpoint::Messages, &mut messages);
+    assert_eq!(
+        triples(&out),
+        set(&[(
+            "/messages/0/content/0/source/data",
+            "secrets",
+            "aws_access_key_id"
+        )]),
+        "thinking blocks are signed: never scanned"
+    );
+    let mut responses = serde_json::json!({
         "instructions": format!("use {}", f.gitlab),
         "input": [
             {"role": "user", "content": [{"type": "input_text", "text": format!("key {}", f.hf)}]},
             {"type": "function_call_output", "call_id": "c", "output": format!("card {}", f.cards[1])},
         ],
-        "messages": [
-            {"role": "user", "content": [
-                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": format!("aws {}", f.aws_key_id)}},
-                {"type": "thinking", "thinking": format!("{}", f.stripe), "signature": "sig"}
-            ]},
-            {"role": "assistant", "function_call": {"name": "f", "arguments": format!("{{\"k\": \"{}\"}}", f.gcp_api_key)}}
-        ]
     });
-    let out = apply(
-        &SCANNER,
-        &policy(GuardrailAction::Alert, GuardrailAction::Alert),
-        &mut body,
-    );
+    let out = apply_fields(&SCANNER, &alert, &fields::RESPONSES, &mut responses);
     assert_eq!(
         triples(&out),
         set(&[
             ("/instructions", "secrets", "gitlab_token"),
             ("/input/0/content/0/text", "secrets", "huggingface_token"),
             ("/input/1/output", "pii", "credit_card"),
-            (
-                "/messages/0/content/0/source/data",
-                "secrets",
-                "aws_access_key_id"
-            ),
-            (
-                "/messages/1/function_call/arguments",
-                "secrets",
-                "gcp_api_key"
-            ),
         ])
     );
+}
+
+/// One caller text field per case: the endpoint, the body with `{}` where the secret goes, and
+/// the JSON pointer of the string that holds it.
+const FIELD_CASES: &[(Endpoint, &str, &str)] = &[
+    (
+        Endpoint::ChatCompletions,
+        r#"{"messages": [{"role": "user", "name": "{}", "content": "hi"}]}"#,
+        "/messages/0/name",
+    ),
+    (
+        Endpoint::ChatCompletions,
+        r#"{"user": "{}", "messages": []}"#,
+        "/user",
+    ),
+    (
+        Endpoint::ChatCompletions,
+        r#"{"messages": [{"role": "user", "content": {"type": "text", "text": "{}"}}]}"#,
+        "/messages/0/content/text",
+    ),
+    (
+        Endpoint::ChatCompletions,
+        r#"{"messages": [{"role": "user", "content": [{"type": "text", "text": "{}"}]}]}"#,
+        "/messages/0/content/0/text",
+    ),
+    (
+        Endpoint::ChatCompletions,
+        r#"{"messages": [{"role": "assistant", "content": [{"type": "refusal", "refusal": "{}"}]}]}"#,
+        "/messages/0/content/0/refusal",
+    ),
+    (
+        Endpoint::ChatCompletions,
+        r#"{"messages": [{"role": "user", "content": [{"type": "file", "file": {"filename": "{}", "file_data": "data:application/pdf;base64,AAAA"}}]}]}"#,
+        "/messages/0/content/0/file/filename",
+    ),
+    (
+        Endpoint::ChatCompletions,
+        r#"{"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}]}"#,
+        "/messages/0/tool_calls/0/function/arguments",
+    ),
+    (
+        Endpoint::ChatCompletions,
+        r#"{"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "type": "custom", "custom": {"name": "f", "input": "{}"}}]}]}"#,
+        "/messages/0/tool_calls/0/custom/input",
+    ),
+    (
+        Endpoint::ChatCompletions,
+        r#"{"tools": [{"type": "function", "function": {"name": "f", "description": "{}"}}]}"#,
+        "/tools/0/function/description",
+    ),
+    (
+        Endpoint::ChatCompletions,
+        r#"{"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {"q": {"description": "{}"}}}}}]}"#,
+        "/tools/0/function/parameters/properties/q/description",
+    ),
+    (
+        Endpoint::ChatCompletions,
+        r#"{"tool_choice": {"type": "function", "function": {"name": "{}"}}}"#,
+        "/tool_choice/function/name",
+    ),
+    (
+        Endpoint::ChatCompletions,
+        r#"{"functions": [{"name": "f", "description": "{}"}]}"#,
+        "/functions/0/description",
+    ),
+    (
+        Endpoint::ChatCompletions,
+        r#"{"response_format": {"type": "json_schema", "json_schema": {"name": "a", "description": "{}"}}}"#,
+        "/response_format/json_schema/description",
+    ),
+    (
+        Endpoint::ChatCompletions,
+        r#"{"metadata": {"k": "{}"}}"#,
+        "/metadata/k",
+    ),
+    (Endpoint::ChatCompletions, r#"{"stop": "{}"}"#, "/stop"),
+    (
+        Endpoint::ChatCompletions,
+        r#"{"stop": ["x", "{}"]}"#,
+        "/stop/1",
+    ),
+    (
+        Endpoint::ChatCompletions,
+        r#"{"prediction": {"type": "content", "content": [{"type": "text", "text": "{}"}]}}"#,
+        "/prediction/content/0/text",
+    ),
+    (
+        Endpoint::ChatCompletions,
+        r#"{"safety_identifier": "{}"}"#,
+        "/safety_identifier",
+    ),
+    (Endpoint::Completions, r#"{"prompt": "{}"}"#, "/prompt"),
+    (
+        Endpoint::Completions,
+        r#"{"prompt": ["a", "{}"]}"#,
+        "/prompt/1",
+    ),
+    (
+        Endpoint::Completions,
+        r#"{"prompt": "a", "suffix": "{}"}"#,
+        "/suffix",
+    ),
+    (
+        Endpoint::Completions,
+        r#"{"prompt": "a", "user": "{}"}"#,
+        "/user",
+    ),
+    (
+        Endpoint::Completions,
+        r#"{"prompt": "a", "stop": ["{}"]}"#,
+        "/stop/0",
+    ),
+    (Endpoint::Embeddings, r#"{"input": "{}"}"#, "/input"),
+    (
+        Endpoint::Embeddings,
+        r#"{"input": ["a", "{}"]}"#,
+        "/input/1",
+    ),
+    (
+        Endpoint::Embeddings,
+        r#"{"input": "a", "user": "{}"}"#,
+        "/user",
+    ),
+    (Endpoint::Messages, r#"{"system": "{}"}"#, "/system"),
+    (
+        Endpoint::Messages,
+        r#"{"system": [{"type": "text", "text": "{}"}]}"#,
+        "/system/0/text",
+    ),
+    (
+        Endpoint::Messages,
+        r#"{"messages": [{"role": "user", "content": "{}"}]}"#,
+        "/messages/0/content",
+    ),
+    (
+        Endpoint::Messages,
+        r#"{"messages": [{"role": "user", "content": {"type": "text", "text": "{}"}}]}"#,
+        "/messages/0/content/text",
+    ),
+    (
+        Endpoint::Messages,
+        r#"{"messages": [{"role": "user", "content": [{"type": "text", "text": "ok", "citations": [{"type": "char_location", "cited_text": "{}"}]}]}]}"#,
+        "/messages/0/content/0/citations/0/cited_text",
+    ),
+    (
+        Endpoint::Messages,
+        r#"{"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "{}"}]}]}"#,
+        "/messages/0/content/0/content",
+    ),
+    (
+        Endpoint::Messages,
+        r#"{"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "text", "text": "{}"}]}]}]}"#,
+        "/messages/0/content/0/content/0/text",
+    ),
+    (
+        Endpoint::Messages,
+        r#"{"messages": [{"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": [{"type": "search_result", "source": "s", "title": "t", "content": [{"type": "text", "text": "{}"}]}]}]}]}"#,
+        "/messages/0/content/0/content/0/content/0/text",
+    ),
+    (
+        Endpoint::Messages,
+        r#"{"messages": [{"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {"q": "{}"}}]}]}"#,
+        "/messages/0/content/0/input/q",
+    ),
+    (
+        Endpoint::Messages,
+        r#"{"messages": [{"role": "user", "content": [{"type": "document", "title": "{}", "source": {"type": "url", "url": "https://x"}}]}]}"#,
+        "/messages/0/content/0/title",
+    ),
+    (
+        Endpoint::Messages,
+        r#"{"messages": [{"role": "user", "content": [{"type": "document", "source": {"type": "content", "content": [{"type": "text", "text": "{}"}]}}]}]}"#,
+        "/messages/0/content/0/source/content/0/text",
+    ),
+    (
+        Endpoint::Messages,
+        r#"{"messages": [{"role": "user", "content": [{"type": "some_future_block", "text": "{}"}]}]}"#,
+        "/messages/0/content/0/text",
+    ),
+    (
+        Endpoint::Messages,
+        r#"{"tools": [{"name": "f", "description": "{}", "input_schema": {"type": "object"}}]}"#,
+        "/tools/0/description",
+    ),
+    (
+        Endpoint::Messages,
+        r#"{"tools": [{"name": "f", "input_schema": {"type": "object", "properties": {"q": {"description": "{}"}}}}]}"#,
+        "/tools/0/input_schema/properties/q/description",
+    ),
+    (
+        Endpoint::Messages,
+        r#"{"tool_choice": {"type": "tool", "name": "{}"}}"#,
+        "/tool_choice/name",
+    ),
+    (
+        Endpoint::Messages,
+        r#"{"metadata": {"user_id": "{}"}}"#,
+        "/metadata/user_id",
+    ),
+    (
+        Endpoint::Messages,
+        r#"{"stop_sequences": ["{}"]}"#,
+        "/stop_sequences/0",
+    ),
+];
+
+fn field_case(template: &str, secret: &str) -> Value {
+    serde_json::from_str(&template.replace("{}", secret)).unwrap()
+}
+
+#[test]
+fn apply_scans_every_caller_text_field_in_each_action() {
+    let secret = FAKES.github[1].clone();
+    for (endpoint, template, location) in FIELD_CASES {
+        for action in [
+            GuardrailAction::Alert,
+            GuardrailAction::Redact,
+            GuardrailAction::Block,
+        ] {
+            let mut body = field_case(template, &secret);
+            let out = apply(
+                &SCANNER,
+                &policy(action, GuardrailAction::Off),
+                *endpoint,
+                &mut body,
+            );
+            assert_eq!(
+                triples(&out),
+                set(&[(location, "secrets", "github_token")]),
+                "{endpoint:?} {template} ({action:?})"
+            );
+            assert_eq!(out.blocked, action == GuardrailAction::Block);
+            let replaced = body.pointer(location).and_then(Value::as_str).unwrap();
+            if action == GuardrailAction::Alert {
+                assert_eq!(replaced, secret);
+            } else {
+                assert_eq!(replaced, "[REDACTED:github_token]", "{template}");
+                assert!(!body.to_string().contains(&secret), "{template}");
+            }
+        }
+    }
+}
+
+#[test]
+fn apply_leaves_media_signatures_and_provider_credentials_alone() {
+    // Not caller text: image and audio payloads, signed thinking blocks, encrypted search
+    // results, ids, the model name, and credentials addressed to the provider's MCP client.
+    let secret = FAKES.github[2].clone();
+    let cases: &[(Endpoint, &str)] = &[
+        (
+            Endpoint::ChatCompletions,
+            r#"{"model": "{}", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/{}"}}, {"type": "input_audio", "input_audio": {"data": "{}", "format": "wav"}}]}]}"#,
+        ),
+        (
+            Endpoint::ChatCompletions,
+            r#"{"messages": [{"role": "tool", "tool_call_id": "{}", "content": "ok"}], "logit_bias": {"{}": 1}}"#,
+        ),
+        (
+            Endpoint::Messages,
+            r#"{"messages": [{"role": "assistant", "content": [{"type": "thinking", "thinking": "{}", "signature": "{}"}, {"type": "redacted_thinking", "data": "{}"}]}]}"#,
+        ),
+        (
+            Endpoint::Messages,
+            r#"{"messages": [{"role": "user", "content": [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "{}"}}]}]}"#,
+        ),
+        (
+            Endpoint::Messages,
+            r#"{"messages": [{"role": "user", "content": [{"type": "web_search_tool_result", "tool_use_id": "t", "content": [{"type": "web_search_result", "url": "https://x", "encrypted_content": "{}"}]}]}]}"#,
+        ),
+        (
+            Endpoint::Messages,
+            r#"{"mcp_servers": [{"type": "url", "url": "https://mcp", "name": "m", "authorization_token": "{}"}]}"#,
+        ),
+    ];
+    for (endpoint, template) in cases {
+        let mut body = field_case(template, &secret);
+        let before = body.clone();
+        let out = apply(
+            &SCANNER,
+            &policy(GuardrailAction::Redact, GuardrailAction::Redact),
+            *endpoint,
+            &mut body,
+        );
+        assert_eq!(out, Outcome::default(), "{template}");
+        assert_eq!(body, before);
+    }
+}
+
+#[test]
+fn every_endpoint_has_a_field_description() {
+    for endpoint in [
+        Endpoint::ChatCompletions,
+        Endpoint::Messages,
+        Endpoint::Completions,
+        Endpoint::Embeddings,
+    ] {
+        assert!(
+            !matches!(fields::of(endpoint), fields::Text::Skip),
+            "{endpoint:?}"
+        );
+    }
 }
 
 #[test]
@@ -1528,6 +1852,7 @@ fn apply_snippets_mask_categories_the_policy_ignores() {
     let out = apply(
         &SCANNER,
         &policy(GuardrailAction::Off, GuardrailAction::Alert),
+        Endpoint::ChatCompletions,
         &mut body,
     );
     assert_eq!(out.alerts.len(), 1);
@@ -1547,12 +1872,20 @@ fn apply_ignores_non_objects_and_unknown_shapes() {
         serde_json::json!([1, 2]),
         serde_json::json!({"messages": "not an array", "system": 5, "prompt": {"x": 1}}),
     ] {
-        let out = apply(
-            &SCANNER,
-            &policy(GuardrailAction::Block, GuardrailAction::Block),
-            &mut body,
-        );
-        assert_eq!(out, Outcome::default());
+        for endpoint in [
+            Endpoint::ChatCompletions,
+            Endpoint::Messages,
+            Endpoint::Completions,
+            Endpoint::Embeddings,
+        ] {
+            let out = apply(
+                &SCANNER,
+                &policy(GuardrailAction::Block, GuardrailAction::Block),
+                endpoint,
+                &mut body,
+            );
+            assert_eq!(out, Outcome::default());
+        }
     }
 }
 
@@ -1658,6 +1991,7 @@ fn guardrails_throughput() {
         let _ = apply(
             &scanner,
             &policy(GuardrailAction::Redact, GuardrailAction::Redact),
+            Endpoint::Messages,
             &mut b,
         );
     });

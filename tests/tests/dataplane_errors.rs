@@ -569,3 +569,384 @@ async fn a_caller_leaving_midstream_cancels_the_upstream_and_is_recorded_once() 
     assert!(r.usage_estimated);
     assert_eq!(gw.unique_records().await.unwrap().len(), 1);
 }
+
+/// A chat body for `model` with `field` set to `value` (a `/`-separated path into the body).
+fn with(mut body: Value, pointer: &str, value: Value) -> Value {
+    let (parent, key) = pointer.rsplit_once('/').unwrap();
+    let target = if parent.is_empty() {
+        &mut body
+    } else {
+        body.pointer_mut(parent).unwrap()
+    };
+    match target {
+        Value::Array(a) => a[key.parse::<usize>().unwrap()] = value,
+        other => other[key] = value,
+    }
+    body
+}
+
+#[tokio::test]
+async fn wrong_types_are_a_400_naming_the_field_in_each_dialect() {
+    let (mock, gw) = setup().await;
+    let openai = json!({"model": "gpt-mock", "messages": [{"role": "user", "content": "hello"}]});
+    let completion = json!({"model": "gpt-mock", "prompt": "x"});
+    let embedding = json!({"model": "gpt-mock", "input": "x"});
+    let tool_call = json!({"model": "gpt-mock", "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+    ]});
+    let obj = json!({"type": "text", "text": "hello"});
+    let openai_cases = [
+        (
+            "/v1/chat/completions",
+            with(openai.clone(), "/messages/0/content", obj.clone()),
+            "messages[0].content",
+        ),
+        (
+            "/v1/chat/completions",
+            with(openai.clone(), "/messages/0/content", json!(5)),
+            "messages[0].content",
+        ),
+        (
+            "/v1/chat/completions",
+            with(
+                openai.clone(),
+                "/messages/0/content",
+                json!([{"text": "no type"}]),
+            ),
+            "messages[0].content[0].type",
+        ),
+        (
+            "/v1/chat/completions",
+            with(
+                openai.clone(),
+                "/messages/0/content",
+                json!([{"type": "text", "text": 5}]),
+            ),
+            "messages[0].content[0].text",
+        ),
+        (
+            "/v1/chat/completions",
+            with(
+                openai.clone(),
+                "/messages/0/content",
+                json!(["bare string part"]),
+            ),
+            "messages[0].content[0]",
+        ),
+        (
+            "/v1/chat/completions",
+            with(openai.clone(), "/messages/0", json!("hello")),
+            "messages[0]",
+        ),
+        (
+            "/v1/chat/completions",
+            with(openai.clone(), "/messages/0/name", json!(1)),
+            "messages[0].name",
+        ),
+        (
+            "/v1/chat/completions",
+            with(openai.clone(), "/tools", json!("lookup")),
+            "tools",
+        ),
+        (
+            "/v1/chat/completions",
+            with(openai.clone(), "/tools", json!(["lookup"])),
+            "tools[0]",
+        ),
+        (
+            "/v1/chat/completions",
+            with(
+                openai.clone(),
+                "/tools",
+                json!([{"type": "function", "function": "lookup"}]),
+            ),
+            "tools[0].function",
+        ),
+        (
+            "/v1/chat/completions",
+            with(openai.clone(), "/tool_choice", json!(1)),
+            "tool_choice",
+        ),
+        (
+            "/v1/chat/completions",
+            with(openai.clone(), "/max_tokens", json!("50")),
+            "max_tokens",
+        ),
+        (
+            "/v1/chat/completions",
+            with(openai.clone(), "/max_tokens", json!(1.5)),
+            "max_tokens",
+        ),
+        (
+            "/v1/chat/completions",
+            with(openai.clone(), "/temperature", json!("hot")),
+            "temperature",
+        ),
+        (
+            "/v1/chat/completions",
+            with(openai.clone(), "/n", json!("2")),
+            "n",
+        ),
+        (
+            "/v1/chat/completions",
+            with(openai.clone(), "/stop", json!(5)),
+            "stop",
+        ),
+        (
+            "/v1/chat/completions",
+            with(openai.clone(), "/stop", json!(["a", 5])),
+            "stop[1]",
+        ),
+        (
+            "/v1/chat/completions",
+            with(openai.clone(), "/response_format", json!("json")),
+            "response_format",
+        ),
+        (
+            "/v1/chat/completions",
+            with(openai.clone(), "/user", json!({"id": 1})),
+            "user",
+        ),
+        (
+            "/v1/chat/completions",
+            with(
+                tool_call.clone(),
+                "/messages/1/tool_calls/0/function/arguments",
+                json!({"q": 1}),
+            ),
+            "messages[1].tool_calls[0].function.arguments",
+        ),
+        (
+            "/v1/chat/completions",
+            with(tool_call.clone(), "/messages/1/tool_calls", json!({})),
+            "messages[1].tool_calls",
+        ),
+        (
+            "/v1/completions",
+            with(completion.clone(), "/prompt", json!({"text": "x"})),
+            "prompt",
+        ),
+        (
+            "/v1/completions",
+            with(completion.clone(), "/suffix", json!(5)),
+            "suffix",
+        ),
+        (
+            "/v1/completions",
+            with(completion.clone(), "/max_tokens", json!("5")),
+            "max_tokens",
+        ),
+        (
+            "/v1/embeddings",
+            with(embedding.clone(), "/input", json!(["a", 5])),
+            "input[1]",
+        ),
+        (
+            "/v1/embeddings",
+            with(embedding.clone(), "/input", json!({"text": "x"})),
+            "input",
+        ),
+        (
+            "/v1/embeddings",
+            with(embedding.clone(), "/dimensions", json!("256")),
+            "dimensions",
+        ),
+    ];
+    for (path, body, param) in &openai_cases {
+        let a = gw.post(path, body).await.unwrap();
+        let e = openai_error(&a, 400);
+        assert_eq!(e["type"], "invalid_request_error", "{body}");
+        assert_eq!(e["param"], *param, "{body}: {e}");
+        assert!(
+            e["message"].as_str().unwrap().contains(param),
+            "the message names the field: {e}"
+        );
+        assert_eq!(one_record(&gw, &a).await.outcome, Outcome::Rejected);
+    }
+
+    let claude = json!({"model": "claude-mock", "max_tokens": 50, "messages": [{"role": "user", "content": "hello"}]});
+    let tool_use = json!({"model": "claude-mock", "max_tokens": 50, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "f", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "ok"}]},
+    ]});
+    let anthropic_cases = [
+        (
+            with(claude.clone(), "/messages/0/content", obj.clone()),
+            "messages[0].content",
+        ),
+        (
+            with(claude.clone(), "/messages/0/content", json!(null)),
+            "messages[0].content",
+        ),
+        (
+            with(
+                claude.clone(),
+                "/messages/0/content",
+                json!([{"text": "no type"}]),
+            ),
+            "messages[0].content[0].type",
+        ),
+        (
+            with(claude.clone(), "/messages/0/content", json!(["bare"])),
+            "messages[0].content[0]",
+        ),
+        (with(claude.clone(), "/system", json!(5)), "system"),
+        (
+            with(
+                claude.clone(),
+                "/system",
+                json!({"type": "text", "text": "x"}),
+            ),
+            "system",
+        ),
+        (with(claude.clone(), "/tools", json!("lookup")), "tools"),
+        (
+            with(
+                claude.clone(),
+                "/tools",
+                json!([{"description": "no name"}]),
+            ),
+            "tools[0].name",
+        ),
+        (
+            with(claude.clone(), "/tool_choice", json!("auto")),
+            "tool_choice",
+        ),
+        (
+            with(claude.clone(), "/max_tokens", json!("50")),
+            "max_tokens",
+        ),
+        (
+            with(claude.clone(), "/temperature", json!("hot")),
+            "temperature",
+        ),
+        (
+            with(claude.clone(), "/stop_sequences", json!("END")),
+            "stop_sequences",
+        ),
+        (with(claude.clone(), "/metadata", json!("x")), "metadata"),
+        (
+            with(tool_use.clone(), "/messages/1/content/0/input", json!("{}")),
+            "messages[1].content[0].input",
+        ),
+        (
+            with(tool_use.clone(), "/messages/2/content/0/content", json!(5)),
+            "messages[2].content[0].content",
+        ),
+    ];
+    for (body, param) in &anthropic_cases {
+        let a = gw
+            .post_with("/v1/messages", body, &[ANTHROPIC])
+            .await
+            .unwrap();
+        let e = anthropic_error(&a, 400);
+        assert_eq!(e["type"], "invalid_request_error", "{body}");
+        assert!(
+            e["message"].as_str().unwrap().contains(param),
+            "{body}: the message names `{param}`: {e}"
+        );
+        assert_eq!(one_record(&gw, &a).await.outcome, Outcome::Rejected);
+    }
+    assert!(
+        mock.requests().is_empty(),
+        "a malformed body reached the upstream"
+    );
+    exactly_one_record_each(&gw, openai_cases.len() + anthropic_cases.len()).await;
+}
+
+#[tokio::test]
+async fn every_valid_shape_real_sdks_send_is_forwarded() {
+    let (mock, gw) = setup().await;
+    let openai = [
+        json!({"model": "gpt-mock", "stream": false, "n": 1, "temperature": 0.2, "top_p": 1, "max_tokens": 20,
+        "max_completion_tokens": 20, "stop": null, "seed": 7, "logprobs": false, "user": "u-1",
+        "stream_options": null, "parallel_tool_calls": true, "x_vendor_extension": {"any": ["thing"]},
+        "tools": [{"type": "function", "function": {"name": "lookup", "description": "d", "parameters": {"type": "object"}, "strict": true}}],
+        "tool_choice": "auto", "response_format": {"type": "json_object"},
+        "messages": [
+            {"role": "developer", "content": "be brief"},
+            {"role": "system", "content": [{"type": "text", "text": "sys"}]},
+            {"role": "user", "name": "jane", "content": [
+                {"type": "text", "text": "look"},
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png", "detail": "low"}},
+                {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
+                {"type": "file", "file": {"file_id": "file-1"}},
+            ]},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{\"q\":\"x\"}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "found"},
+            {"role": "assistant", "content": [{"type": "text", "text": "ok"}], "refusal": null},
+            {"role": "user", "content": "thanks"},
+        ]}),
+        json!({"model": "gpt-mock", "messages": [{"role": "user", "content": "x"}], "tool_choice": {"type": "function", "function": {"name": "lookup"}},
+            "tools": [{"type": "function", "function": {"name": "lookup"}}], "stop": ["a", "b"], "metadata": {"k": "v"}}),
+    ];
+    for body in &openai {
+        let a = gw.post("/v1/chat/completions", body).await.unwrap();
+        assert_eq!(a.status, 200, "{body}: {}", a.text);
+    }
+    for (path, body) in [
+        (
+            "/v1/completions",
+            json!({"model": "gpt-mock", "prompt": ["a", "b"], "suffix": null, "max_tokens": 5, "echo": false, "logprobs": 2, "stop": "\n"}),
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "gpt-mock", "prompt": [1, 2, 3]}),
+        ),
+        (
+            "/v1/completions",
+            json!({"model": "gpt-mock", "prompt": [[1, 2], [3]]}),
+        ),
+        (
+            "/v1/embeddings",
+            json!({"model": "gpt-mock", "input": ["a", "b"], "encoding_format": "float", "dimensions": 8}),
+        ),
+        (
+            "/v1/embeddings",
+            json!({"model": "gpt-mock", "input": [1, 2, 3]}),
+        ),
+        (
+            "/v1/embeddings",
+            json!({"model": "gpt-mock", "input": [[1, 2], [3]]}),
+        ),
+    ] {
+        let a = gw.post(path, &body).await.unwrap();
+        assert_eq!(a.status, 200, "{body}: {}", a.text);
+    }
+    let anthropic = json!({"model": "claude-mock", "max_tokens": 50, "temperature": 0.5, "top_k": 5, "stop_sequences": ["END"],
+    "metadata": {"user_id": "u"}, "thinking": {"type": "enabled", "budget_tokens": 1024}, "x_vendor_extension": true,
+    "system": [{"type": "text", "text": "sys", "cache_control": {"type": "ephemeral"}}],
+    "tools": [{"name": "lookup", "description": "d", "input_schema": {"type": "object"}, "cache_control": {"type": "ephemeral"}},
+              {"type": "web_search_20250305", "name": "web_search", "max_uses": 1}],
+    "tool_choice": {"type": "auto"},
+    "messages": [
+        {"role": "user", "content": [
+            {"type": "text", "text": "look", "cache_control": {"type": "ephemeral"}},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "AAAA"}},
+            {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "doc"}, "title": "t"},
+        ]},
+        {"role": "assistant", "content": [
+            {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+            {"type": "redacted_thinking", "data": "abc"},
+            {"type": "tool_use", "id": "t1", "name": "lookup", "input": {"q": "x"}},
+        ]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": "found"}], "is_error": false},
+            {"type": "tool_result", "tool_use_id": "t1"},
+        ]},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "thanks"},
+    ]});
+    let a = gw
+        .post_with("/v1/messages", &anthropic, &[ANTHROPIC])
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        mock.requests().len(),
+        openai.len() + 7,
+        "every valid body reached the upstream"
+    );
+}

@@ -253,3 +253,341 @@ async fn a_request_refused_before_the_guardrails_ran_is_recorded_redacted_too() 
     }
     assert!(mock.requests().is_empty());
 }
+
+/// One caller text field per case: the endpoint, a body carrying [`TOKEN`] in that field only,
+/// and a name for failure messages. Every dialect and endpoint the gateway serves.
+fn field_cases() -> Vec<(&'static str, &'static str, Value)> {
+    let t = TOKEN;
+    let user = |extra: Value| {
+        let mut m = json!({"role": "user", "content": "hello"});
+        for (k, v) in extra.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        m
+    };
+    let chat = |extra: Value| {
+        let mut b =
+            json!({"model": "gpt-mock", "messages": [{"role": "user", "content": "hello"}]});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let claude = |extra: Value| {
+        let mut b = json!({"model": "claude-mock", "max_tokens": 50, "messages": [{"role": "user", "content": "hello"}]});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    };
+    let tool = |description: &str, param_description: &str| {
+        json!({"type": "function", "function": {"name": "lookup", "description": description,
+            "parameters": {"type": "object", "properties": {"q": {"type": "string", "description": param_description}}}}})
+    };
+    let chat_path = "/v1/chat/completions";
+    let messages_path = "/v1/messages";
+    vec![
+        // OpenAI chat.
+        (
+            "message name",
+            chat_path,
+            chat(json!({"messages": [user(json!({"name": t}))]})),
+        ),
+        ("user", chat_path, chat(json!({"user": t}))),
+        (
+            "text part",
+            chat_path,
+            chat(json!({"messages": [{"role": "user", "content": [{"type": "text", "text": t}]}]})),
+        ),
+        (
+            "developer message",
+            chat_path,
+            chat(
+                json!({"messages": [{"role": "developer", "content": t}, {"role": "user", "content": "hi"}]}),
+            ),
+        ),
+        (
+            "tool description",
+            chat_path,
+            chat(json!({"tools": [tool(t, "query")]})),
+        ),
+        (
+            "tool parameter description",
+            chat_path,
+            chat(json!({"tools": [tool("Look up", t)]})),
+        ),
+        (
+            "tool name in tool_choice",
+            chat_path,
+            chat(
+                json!({"tools": [tool("Look up", "q")], "tool_choice": {"type": "function", "function": {"name": t}}}),
+            ),
+        ),
+        (
+            "response_format description",
+            chat_path,
+            chat(
+                json!({"response_format": {"type": "json_schema", "json_schema": {"name": "answer", "description": t, "schema": {"type": "object"}}}}),
+            ),
+        ),
+        (
+            "response_format schema",
+            chat_path,
+            chat(
+                json!({"response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": {"type": "object", "properties": {"a": {"type": "string", "description": t}}}}}}),
+            ),
+        ),
+        (
+            "metadata value",
+            chat_path,
+            chat(json!({"metadata": {"ticket": t}})),
+        ),
+        (
+            "stop sequence",
+            chat_path,
+            chat(json!({"stop": ["END", t]})),
+        ),
+        (
+            "tool call arguments",
+            chat_path,
+            chat(json!({"messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": format!("{{\"q\": \"{t}\"}}")}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+            ]})),
+        ),
+        (
+            "tool message content",
+            chat_path,
+            chat(json!({"messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "lookup", "arguments": "{}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": t}]},
+            ]})),
+        ),
+        (
+            "prediction",
+            chat_path,
+            chat(json!({"prediction": {"type": "content", "content": t}})),
+        ),
+        // OpenAI completions and embeddings.
+        (
+            "prompt",
+            "/v1/completions",
+            json!({"model": "gpt-mock", "prompt": format!("deploy {t}")}),
+        ),
+        (
+            "prompt array",
+            "/v1/completions",
+            json!({"model": "gpt-mock", "prompt": ["a", t]}),
+        ),
+        (
+            "suffix",
+            "/v1/completions",
+            json!({"model": "gpt-mock", "prompt": "def f(", "suffix": t}),
+        ),
+        (
+            "completions user",
+            "/v1/completions",
+            json!({"model": "gpt-mock", "prompt": "x", "user": t}),
+        ),
+        (
+            "completions stop",
+            "/v1/completions",
+            json!({"model": "gpt-mock", "prompt": "x", "stop": t}),
+        ),
+        (
+            "input",
+            "/v1/embeddings",
+            json!({"model": "gpt-mock", "input": t}),
+        ),
+        (
+            "input array",
+            "/v1/embeddings",
+            json!({"model": "gpt-mock", "input": ["a", t]}),
+        ),
+        (
+            "embeddings user",
+            "/v1/embeddings",
+            json!({"model": "gpt-mock", "input": "x", "user": t}),
+        ),
+        // Anthropic messages.
+        ("system string", messages_path, claude(json!({"system": t}))),
+        (
+            "system blocks",
+            messages_path,
+            claude(
+                json!({"system": [{"type": "text", "text": t, "cache_control": {"type": "ephemeral"}}]}),
+            ),
+        ),
+        (
+            "content blocks",
+            messages_path,
+            claude(
+                json!({"messages": [{"role": "user", "content": [{"type": "text", "text": t}]}]}),
+            ),
+        ),
+        (
+            "tool_use input",
+            messages_path,
+            claude(json!({"messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "tu1", "name": "lookup", "input": {"q": t}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu1", "content": "ok"}]},
+            ]})),
+        ),
+        (
+            "tool_result nested content",
+            messages_path,
+            claude(json!({"messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "tu1", "name": "lookup", "input": {}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "tu1", "content": [{"type": "text", "text": t}]}]},
+            ]})),
+        ),
+        (
+            "anthropic tool description",
+            messages_path,
+            claude(
+                json!({"tools": [{"name": "lookup", "description": t, "input_schema": {"type": "object"}}]}),
+            ),
+        ),
+        (
+            "anthropic input_schema description",
+            messages_path,
+            claude(
+                json!({"tools": [{"name": "lookup", "description": "Look up", "input_schema": {"type": "object", "properties": {"q": {"type": "string", "description": t}}}}]}),
+            ),
+        ),
+        (
+            "anthropic metadata",
+            messages_path,
+            claude(json!({"metadata": {"user_id": t}})),
+        ),
+        (
+            "stop_sequences",
+            messages_path,
+            claude(json!({"stop_sequences": [t]})),
+        ),
+        (
+            "document text source",
+            messages_path,
+            claude(json!({"messages": [{"role": "user", "content": [
+                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": t}, "title": "notes"},
+                {"type": "text", "text": "summarise"},
+            ]}]})),
+        ),
+    ]
+}
+
+/// A content sent as an object (not a string or an array), in each dialect.
+fn object_content_cases() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "/v1/chat/completions",
+            json!({"model": "gpt-mock", "messages": [{"role": "user", "content": {"type": "text", "text": TOKEN}}]}),
+        ),
+        (
+            "/v1/messages",
+            json!({"model": "claude-mock", "max_tokens": 50, "messages": [{"role": "user", "content": {"type": "text", "text": TOKEN}}]}),
+        ),
+    ]
+}
+
+/// Every request the mock received, as sent.
+fn received(mock: &MockUpstream) -> String {
+    mock.requests()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.raw_body).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn redact_covers_every_caller_text_field_of_every_endpoint() {
+    let (mock, gw) = setup().await;
+    for (name, path, body) in field_cases() {
+        mock.clear();
+        let a = send(&gw, path, &body, "redacting").await;
+        assert_eq!(a.status, 200, "{name}: {}", a.text);
+        let sent = received(&mock);
+        assert_eq!(mock.requests().len(), 1, "{name}");
+        assert!(
+            !sent.contains(TOKEN),
+            "{name}: the upstream saw the key: {sent}"
+        );
+        // The gateway does not forward OpenAI `metadata` (it is for stored completions).
+        assert!(
+            name == "metadata value" || sent.contains("[REDACTED:github_token]"),
+            "{name}: the field was not forwarded redacted: {sent}"
+        );
+        let rec = gw.record_of(&a.request_id()).await.unwrap();
+        assert!(
+            rec.alerts.iter().any(|x| x.kind == "github_token"),
+            "{name}: no alert"
+        );
+        // (The record's `initiator` and `metadata` copy the body's `user` and `metadata` before
+        // the guardrails run; that is the tracker's business, not checked here.)
+        let alerts = serde_json::to_string(&rec.alerts).unwrap();
+        assert!(!alerts.contains(TOKEN), "{name}: an alert holds the key");
+        let prompt = rec.user_prompt.unwrap_or_default();
+        assert!(
+            !prompt.contains(TOKEN),
+            "{name}: the recorded prompt holds the key"
+        );
+    }
+    for (path, body) in object_content_cases() {
+        mock.clear();
+        let a = send(&gw, path, &body, "redacting").await;
+        assert!(
+            !received(&mock).contains(TOKEN),
+            "{path}: content object leaked"
+        );
+        assert!(!a.text.contains(TOKEN), "{path}: the answer echoes the key");
+    }
+}
+
+#[tokio::test]
+async fn block_and_alert_see_the_same_fields_as_redact() {
+    let (mock, gw) = setup().await;
+    for (name, path, body) in field_cases() {
+        let a = send(&gw, path, &body, "blocking").await;
+        assert_eq!(a.status, 400, "{name}: {}", a.text);
+        assert!(a.text.contains("github_token"), "{name}: {}", a.text);
+        assert!(
+            !a.text.contains(TOKEN),
+            "{name}: the refusal echoes the key"
+        );
+        let rec = gw.record_of(&a.request_id()).await.unwrap();
+        let alert = rec.alerts.iter().find(|x| x.kind == "github_token");
+        assert_eq!(
+            alert.map(|x| x.action),
+            Some(GuardrailAction::Block),
+            "{name}"
+        );
+    }
+    for (path, body) in object_content_cases() {
+        let a = send(&gw, path, &body, "blocking").await;
+        assert_eq!(a.status, 400, "{path}: {}", a.text);
+        assert!(
+            !a.text.contains(TOKEN),
+            "{path}: the refusal echoes the key"
+        );
+    }
+    assert!(
+        mock.requests().is_empty(),
+        "a blocked request reached the upstream: {}",
+        received(&mock)
+    );
+    for (name, path, body) in field_cases() {
+        let a = send(&gw, path, &body, "alerting").await;
+        assert_eq!(a.status, 200, "{name}: {}", a.text);
+        let rec = gw.record_of(&a.request_id()).await.unwrap();
+        let alert = rec.alerts.iter().find(|x| x.kind == "github_token");
+        assert_eq!(
+            alert.map(|x| x.action),
+            Some(GuardrailAction::Alert),
+            "{name}"
+        );
+    }
+}

@@ -110,11 +110,13 @@
 
 mod apply;
 mod detectors;
+pub mod fields;
 mod redact;
 mod scanner;
 mod validate;
+mod walk;
 
-pub use apply::{Outcome, Policy, apply};
+pub use apply::{Outcome, Policy, apply, apply_fields};
 pub use redact::{SNIPPET_CONTEXT_CHARS, marker, redact, snippet, snippet_masked};
 pub use scanner::Scanner;
 pub use switchyard_crds::record::{Alert, Category};

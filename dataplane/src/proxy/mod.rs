@@ -265,7 +265,7 @@ async fn pipeline(
         secrets: workspace.guardrail_secrets,
         pii: workspace.guardrail_pii,
     };
-    let outcome = guardrails::apply(&state.scanner, &policy, &mut body);
+    let outcome = guardrails::apply(&state.scanner, &policy, endpoint, &mut body);
     for a in &outcome.alerts {
         state
             .metrics
