@@ -526,8 +526,12 @@ async fn redact_covers_every_caller_text_field_of_every_endpoint() {
             rec.alerts.iter().any(|x| x.kind == "github_token"),
             "{name}: no alert"
         );
-        // (The record's `initiator` and `metadata` copy the body's `user` and `metadata` before
-        // the guardrails run; that is the tracker's business, not checked here.)
+        // The whole record (initiator from `user`, metadata, prompt, alerts) keeps no finding.
+        let whole = serde_json::to_string(&rec).unwrap();
+        assert!(
+            !whole.contains(TOKEN),
+            "{name}: the record holds the key: {whole}"
+        );
         let alerts = serde_json::to_string(&rec.alerts).unwrap();
         assert!(!alerts.contains(TOKEN), "{name}: an alert holds the key");
         let prompt = rec.user_prompt.unwrap_or_default();

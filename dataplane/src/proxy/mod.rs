@@ -282,12 +282,10 @@ async fn pipeline(
     if !outcome.alerts.is_empty() {
         // The record store never keeps a finding, whatever the action: the recorded prompt is
         // redacted even when the request went upstream unchanged (`alert`).
-        let secrets = policy.secrets != GuardrailAction::Off;
-        let pii = policy.pii != GuardrailAction::Off;
-        if let Some(p) = tracker.rec.user_prompt.take() {
-            let findings = state.scanner.scan(&p, secrets, pii);
-            tracker.rec.user_prompt = Some(guardrails::redact(&p, &findings));
-        }
+        tracker.redact_recorded(
+            policy.secrets != GuardrailAction::Off,
+            policy.pii != GuardrailAction::Off,
+        );
     }
     if outcome.blocked {
         let kinds: Vec<&str> = outcome.alerts.iter().map(|a| a.kind.as_str()).collect();

@@ -158,6 +158,12 @@ impl Tracker {
         }
     }
 
+    /// Redacts what the guardrails would find (`secrets`, `pii`) from the caller text the
+    /// record keeps: the user prompt, the initiator (`user`) and the metadata values.
+    pub(crate) fn redact_recorded(&mut self, secrets: bool, pii: bool) {
+        redact_recorded_text(&self.state.scanner, &mut self.rec, secrets, pii);
+    }
+
     pub(crate) fn served_by(&mut self, up: &Upstream) {
         self.generating = true;
         self.rec.provider = Some(up.kind.to_owned());
@@ -210,12 +216,8 @@ impl Tracker {
         let rec = &mut self.rec;
         // Refused before the guardrails ran (no workspace, identity, route): the recorded
         // prompt still never keeps a finding.
-        if let Some((secrets, pii)) = self.prompt_redaction.take()
-            && (secrets || pii)
-            && let Some(p) = rec.user_prompt.take()
-        {
-            let findings = self.state.scanner.scan(&p, secrets, pii);
-            rec.user_prompt = Some(guardrails::redact(&p, &findings));
+        if let Some((secrets, pii)) = self.prompt_redaction.take() {
+            redact_recorded_text(&self.state.scanner, rec, secrets, pii);
         }
         rec.ended_at = jiff::Timestamp::now();
         rec.status = status;
@@ -311,5 +313,39 @@ impl Drop for Tracker {
                 None,
             );
         }
+    }
+}
+
+fn redact_recorded_text(
+    scanner: &guardrails::Scanner,
+    rec: &mut Interception,
+    secrets: bool,
+    pii: bool,
+) {
+    if !(secrets || pii) {
+        return;
+    }
+    let redact = |text: &mut String| {
+        let findings = scanner.scan(text, secrets, pii);
+        if !findings.is_empty() {
+            *text = guardrails::redact(text, &findings);
+        }
+    };
+    if let Some(p) = &mut rec.user_prompt {
+        redact(p);
+    }
+    if let Some(i) = &mut rec.initiator {
+        redact(i);
+    }
+    fn walk(v: &mut serde_json::Value, redact: &dyn Fn(&mut String)) {
+        match v {
+            serde_json::Value::String(s) => redact(s),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|v| walk(v, redact)),
+            serde_json::Value::Object(o) => o.values_mut().for_each(|v| walk(v, redact)),
+            _ => {}
+        }
+    }
+    if let Some(m) = &mut rec.metadata {
+        walk(m, &redact);
     }
 }
