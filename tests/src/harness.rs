@@ -413,6 +413,84 @@ fn with_headers(
     req
 }
 
+/// A data plane as a process of its own (for resident-memory measurements), over one
+/// manifest file holding `objects`; killed on drop.
+#[derive(Debug)]
+pub struct DataplaneProcess {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base_url: String,
+    _dir: TempDir,
+}
+
+impl DataplaneProcess {
+    /// Starts `binary` (the test's `env!("CARGO_BIN_EXE_run-dataplane")`) and waits until it is
+    /// ready.
+    pub async fn start(binary: &str, objects: &[Value]) -> anyhow::Result<Self> {
+        let dir = TempDir::new("switchyard-dp-process")?;
+        let mdir = dir.path().join("manifests");
+        std::fs::create_dir_all(&mdir)?;
+        std::fs::write(mdir.join("s.yaml"), manifests::documents(objects))?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let log = std::fs::File::create(dir.path().join("dataplane.log"))?;
+        let child = std::process::Command::new(binary)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--manifests",
+                &mdir.display().to_string(),
+                "--spool-dir",
+                &dir.path().join("spool").display().to_string(),
+            ])
+            .stdout(std::process::Stdio::from(log.try_clone()?))
+            .stderr(std::process::Stdio::from(log))
+            .spawn()?;
+        let me = Self {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = client.get(format!("{}/readyz", me.base_url)).send().await
+                && r.status().is_success()
+            {
+                return Ok(me);
+            }
+            anyhow::ensure!(Instant::now() < deadline, "data plane not ready in 20 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for DataplaneProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Resident memory of a process, KiB (0 when it is gone).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
 /// The complete lines of a file another process appends to: an unterminated last line is
 /// a write still under way (read on the next look), not a damaged record.
 pub fn complete_lines(text: &str) -> impl Iterator<Item = &str> {

@@ -10,15 +10,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchyard_dataplane::record::Outcome;
 use switchyard_tests::harness::manifests::{
-    documents, mux_rule, provider, router_policy, to_provider, workspace,
+    mux_rule, provider, router_policy, to_provider, workspace,
 };
-use switchyard_tests::harness::{Gateway, GatewayOptions, TempDir, sse_data, sse_events};
+use switchyard_tests::harness::{
+    DataplaneProcess, Gateway, GatewayOptions, rss_kib, sse_data, sse_events,
+};
 use switchyard_tests::mock::MockUpstream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -132,65 +133,14 @@ async fn a_client_that_never_finishes_its_head_is_disconnected() {
     );
 }
 
-struct Child_(Child);
-
-impl Drop for Child_ {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_slow_reader_of_a_fast_50mb_stream_leaves_memory_bounded() {
     let mock = mock().await;
-    let dir = TempDir::new("switchyard-backpressure").unwrap();
-    let manifests = dir.path().join("manifests");
-    std::fs::create_dir_all(&manifests).unwrap();
-    std::fs::write(manifests.join("s.yaml"), documents(&objects(&mock))).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = std::fs::File::create(dir.path().join("dataplane.log")).unwrap();
-    let child = Child_(
-        Command::new(env!("CARGO_BIN_EXE_run-dataplane"))
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--manifests",
-                &manifests.display().to_string(),
-                "--spool-dir",
-                &dir.path().join("spool").display().to_string(),
-            ])
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap(),
-    );
-    let pid = child.0.id();
-    let base = format!("http://127.0.0.1:{port}");
+    let dp = DataplaneProcess::start(env!("CARGO_BIN_EXE_run-dataplane"), &objects(&mock))
+        .await
+        .unwrap();
+    let (pid, base) = (dp.pid(), dp.base_url.clone());
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "data plane not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     // Warm up (allocator arenas, TLS-free client pools, the routing table).
     for _ in 0..3 {
         let r = client
@@ -244,7 +194,7 @@ async fn a_slow_reader_of_a_fast_50mb_stream_leaves_memory_bounded() {
         "the data plane buffered {slow_growth} KiB for a slow reader"
     );
     assert!(growth < 32 << 10, "RSS grew by {growth} KiB");
-    drop(child);
+    drop(dp);
 }
 
 /// One soak request: (path, body, stream, leave early).

@@ -7,7 +7,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,10 +14,9 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use switchyard_dataplane::record::Outcome;
 use switchyard_tests::harness::manifests::{
-    api_key, documents, mux_rule, passthrough, provider, router_policy, secret, to_provider,
-    workspace,
+    api_key, mux_rule, passthrough, provider, router_policy, secret, to_provider, workspace,
 };
-use switchyard_tests::harness::{Gateway, TempDir, sse_data, sse_events};
+use switchyard_tests::harness::{DataplaneProcess, Gateway, rss_kib, sse_data, sse_events};
 use switchyard_tests::mock::{Behavior, MockUpstream, ScriptRule};
 
 const OPENAI_KEY: &str = "sk-canary-openai-0123456789abcdef";
@@ -506,24 +504,6 @@ async fn a_non_streamed_answer_that_fails_after_its_head_falls_back() {
     assert_eq!(r.outcome, Outcome::UpstreamError);
 }
 
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
-
 /// 24 concurrent 60 MiB answers: the data plane (a process of its own, with its default
 /// `--answer-buffer-bytes` of 256 MiB) holds no more than the budget of them at once, and
 /// every answer arrives whole.
@@ -532,44 +512,11 @@ async fn concurrent_large_answers_stay_within_the_buffer_budget() {
     const ANSWERS: usize = 24;
     const SIZE: &str = "60M";
     let mock = mock().await;
-    let dir = TempDir::new("switchyard-answer-budget").unwrap();
-    let manifests = dir.path().join("manifests");
-    std::fs::create_dir_all(&manifests).unwrap();
-    std::fs::write(manifests.join("s.yaml"), documents(&objects(&mock))).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = std::fs::File::create(dir.path().join("dataplane.log")).unwrap();
-    let child = Process(
-        Command::new(env!("CARGO_BIN_EXE_run-dataplane"))
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--manifests",
-                &manifests.display().to_string(),
-                "--spool-dir",
-                &dir.path().join("spool").display().to_string(),
-            ])
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .unwrap(),
-    );
-    let pid = child.0.id();
-    let base = format!("http://127.0.0.1:{port}");
+    let dp = DataplaneProcess::start(env!("CARGO_BIN_EXE_run-dataplane"), &objects(&mock))
+        .await
+        .unwrap();
+    let (pid, base) = (dp.pid(), dp.base_url.clone());
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(r) = client.get(format!("{base}/readyz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        assert!(Instant::now() < deadline, "data plane not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let baseline = rss_kib(pid);
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(baseline));
     let sampler = {

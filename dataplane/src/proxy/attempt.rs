@@ -305,114 +305,53 @@ pub(crate) async fn attempt(
             deadline,
         );
         let (first, ending) = events.prefetch().await;
-        return match ending {
-            // Nothing reached the caller yet: the attempt failed as a whole.
-            Some(Ending::ErrorEvent(message)) => Err(answer_failed(
-                state,
-                up,
-                guard,
-                started,
-                (tracker, &record_attempt),
-                AnswerFailure::Error(message, "error_event"),
-            )),
-            Some(Ending::Broken(message, kind)) => Err(answer_failed(
-                state,
-                up,
-                guard,
-                started,
-                (tracker, &record_attempt),
-                if kind == "timeout" {
-                    AnswerFailure::Timeout(message)
-                } else {
-                    AnswerFailure::Broken(message, kind)
-                },
-            )),
+        // Ended badly before the caller's response started: the attempt failed as a whole.
+        let failure = match ending {
+            Some(Ending::ErrorEvent(message)) => AnswerFailure::Error(message, "error_event"),
+            Some(Ending::Broken(message, "timeout")) => AnswerFailure::Timeout(message),
+            Some(Ending::Broken(message, kind)) => AnswerFailure::Broken(message, kind),
             ending => {
                 record_attempt(tracker, Some(status.as_u16()), None);
-                Ok(Handled::Stream(super::stream::stream_response(
+                return Ok(Handled::Stream(super::stream::stream_response(
                     state, events, first, ending, dialect, guard, ttfb, tracker,
-                )))
+                )));
             }
         };
+        return Err(answer_failed(
+            state,
+            up,
+            guard,
+            started,
+            (tracker, &record_attempt),
+            failure,
+        ));
     }
-    let (bytes, permit) =
-        match read_answer(state, &up.name, resp, timeouts, deadline, &scrubber).await {
-            Ok(read) => read,
-            Err(AnswerFailure::BufferFull(full)) => {
-                // The gateway's own refusal: the guard is dropped, the breaker does not count it.
-                drop(guard);
-                record_attempt(tracker, Some(status.as_u16()), Some(full.to_string()));
-                state.metrics.refused("answer_buffer_full");
-                return Err(Failed::final_(
-                    ApiError::new(ErrorKind::Unavailable, full.to_string())
-                        .code("answer_buffer_full")
-                        .retry_after(1),
-                ));
-            }
-            Err(failure) => {
-                return Err(answer_failed(
-                    state,
-                    up,
-                    guard,
-                    started,
-                    (tracker, &record_attempt),
-                    failure,
-                ));
-            }
-        };
-    let summary = match answer::check(endpoint, up.dialect, &bytes) {
-        Ok(s) => s,
-        Err(Fault::ErrorBody(message)) => {
+    let read = read_answer(state, &up.name, resp, timeouts, deadline, &scrubber).await;
+    let answer = read.and_then(|(bytes, permit)| {
+        relayable(endpoint, dialect, up, bytes, &scrubber).map(|(out, s)| (out, s, permit))
+    });
+    let (out, summary, permit) = match answer {
+        Ok(answer) => answer,
+        Err(AnswerFailure::BufferFull(full)) => {
+            // The gateway's own refusal: the guard is dropped, the breaker does not count it.
+            drop(guard);
+            record_attempt(tracker, Some(status.as_u16()), Some(full.to_string()));
+            state.metrics.refused("answer_buffer_full");
+            return Err(Failed::final_(
+                ApiError::new(ErrorKind::Unavailable, full.to_string())
+                    .code("answer_buffer_full")
+                    .retry_after(1),
+            ));
+        }
+        Err(failure) => {
             return Err(answer_failed(
                 state,
                 up,
                 guard,
                 started,
                 (tracker, &record_attempt),
-                AnswerFailure::Error(scrubber.error_text(&message), "error_body"),
+                failure,
             ));
-        }
-        Err(Fault::Invalid(why)) => {
-            return Err(answer_failed(
-                state,
-                up,
-                guard,
-                started,
-                (tracker, &record_attempt),
-                AnswerFailure::Broken(
-                    format!("{} sent an invalid answer: {why}", up.name),
-                    "invalid_answer",
-                ),
-            ));
-        }
-    };
-    let out = match (dialect, up.dialect) {
-        (a, b) if a == b => bytes,
-        (caller_dialect, _) => {
-            // The translation works on a parsed copy (small: chat answers).
-            let v: Value = match serde_json::from_slice(&bytes) {
-                Ok(v) => v,
-                Err(e) => {
-                    return Err(answer_failed(
-                        state,
-                        up,
-                        guard,
-                        started,
-                        (tracker, &record_attempt),
-                        AnswerFailure::Broken(
-                            format!("{} sent an invalid answer: {e}", up.name),
-                            "invalid_answer",
-                        ),
-                    ));
-                }
-            };
-            Bytes::from(
-                match caller_dialect {
-                    Dialect::OpenAi => translate::anthropic_response_to_openai(&v, &up.model),
-                    Dialect::Anthropic => translate::openai_response_to_anthropic(&v, &up.model),
-                }
-                .to_string(),
-            )
         }
     };
     // A non-streamed call is as slow as its whole answer.
@@ -423,6 +362,43 @@ pub(crate) async fn attempt(
     tracker.mark_first_token();
     tracker.finish(200, Outcome::Success, None, summary.usage);
     Ok(Handled::Done(buffered_response(out, permit)))
+}
+
+/// A non-streamed answer as the caller gets it (checked, translated when the dialects
+/// differ), and what it told about the call.
+fn relayable(
+    endpoint: Endpoint,
+    caller: Dialect,
+    up: &Upstream,
+    bytes: Bytes,
+    scrubber: &Scrubber,
+) -> Result<(Bytes, answer::Summary), AnswerFailure> {
+    let invalid = |why: String| {
+        AnswerFailure::Broken(
+            format!("{} sent an invalid answer: {why}", up.name),
+            "invalid_answer",
+        )
+    };
+    let summary = match answer::check(endpoint, up.dialect, &bytes) {
+        Ok(s) => s,
+        Err(Fault::ErrorBody(message)) => {
+            return Err(AnswerFailure::Error(
+                scrubber.error_text(&message),
+                "error_body",
+            ));
+        }
+        Err(Fault::Invalid(why)) => return Err(invalid(why)),
+    };
+    if caller == up.dialect {
+        return Ok((bytes, summary));
+    }
+    // The translation works on a parsed copy (small: chat answers).
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| invalid(e.to_string()))?;
+    let out = match caller {
+        Dialect::OpenAi => translate::anthropic_response_to_openai(&v, &up.model),
+        Dialect::Anthropic => translate::openai_response_to_anthropic(&v, &up.model),
+    };
+    Ok((Bytes::from(out.to_string()), summary))
 }
 
 /// Why an answer that came with a 2xx head failed, before anything reached the caller.
