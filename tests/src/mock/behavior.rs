@@ -409,6 +409,12 @@ mod tests {
         assert_eq!(name, "odd+name");
         assert_eq!(b.chunks, Some(4));
         assert_eq!(split_model("plain").0, "plain");
+        let (name, b) =
+            split_model("gpt-mock+echo_key+error_body+stall=off+raw_body={\"x\":1}+inject=data: x");
+        assert_eq!(name, "gpt-mock");
+        assert!(b.echo_key() && b.error_body() && !b.stall());
+        assert_eq!(b.raw_body.as_deref(), Some("{\"x\":1}"));
+        assert_eq!(b.inject.as_deref(), Some("data: x"));
     }
 
     #[test]
