@@ -16,7 +16,7 @@ use switchyard_dataplane::record::Outcome;
 use switchyard_tests::harness::manifests::{
     api_key, mux_rule, passthrough, provider, router_policy, secret, to_provider, workspace,
 };
-use switchyard_tests::harness::{DataplaneProcess, Gateway, rss_kib, sse_data, sse_events};
+use switchyard_tests::harness::{Answer, DataplaneProcess, Gateway, rss_kib, sse_data, sse_events};
 use switchyard_tests::mock::{Behavior, MockUpstream, ScriptRule};
 
 const OPENAI_KEY: &str = "sk-canary-openai-0123456789abcdef";
@@ -124,6 +124,14 @@ fn error_body() -> Behavior {
     }
 }
 
+fn served_by_the_fallback(a: &Answer) {
+    assert!(
+        a.route().contains("target=provider/claude"),
+        "not served by the fallback: {}",
+        a.route()
+    );
+}
+
 fn no_canary(what: &str, text: &str) {
     for k in [OPENAI_KEY, ANTHROPIC_KEY, CALLER_KEY] {
         assert!(!text.contains(k), "{k} leaked into {what}: {text}");
@@ -199,11 +207,7 @@ async fn a_200_with_an_error_body_is_an_upstream_error_scrubbed_counted_and_fail
         .await
         .unwrap();
     assert_eq!(a.status, 200, "{}", a.text);
-    assert!(
-        a.route().contains("target=provider/claude"),
-        "{}",
-        a.route()
-    );
+    served_by_the_fallback(&a);
     let r = gw.record_of(&a.request_id()).await.unwrap();
     assert_eq!(r.attempts.len(), 2, "{:?}", r.attempts);
     let first = r.attempts[0].error.as_deref().unwrap();
@@ -234,11 +238,7 @@ async fn a_200_with_an_error_body_is_an_upstream_error_scrubbed_counted_and_fail
         "{}",
         a.text
     );
-    assert!(
-        a.route().contains("target=provider/claude"),
-        "{}",
-        a.route()
-    );
+    served_by_the_fallback(&a);
 }
 
 #[tokio::test]
@@ -426,11 +426,7 @@ async fn a_malformed_stream_ends_with_one_error_event_and_nothing_after_it() {
         "{}",
         a.text
     );
-    assert!(
-        a.route().contains("target=provider/claude"),
-        "{}",
-        a.route()
-    );
+    served_by_the_fallback(&a);
 }
 
 #[tokio::test]
@@ -451,11 +447,7 @@ async fn a_non_streamed_answer_that_fails_after_its_head_falls_back() {
         .await
         .unwrap();
     assert_eq!(a.status, 200, "{}", a.text);
-    assert!(
-        a.route().contains("target=provider/claude"),
-        "{}",
-        a.route()
-    );
+    served_by_the_fallback(&a);
     let r = gw.record_of(&a.request_id()).await.unwrap();
     assert!(
         r.attempts[0]
@@ -480,11 +472,7 @@ async fn a_non_streamed_answer_that_fails_after_its_head_falls_back() {
         .unwrap();
     assert_eq!(a.status, 200, "{}", a.text);
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(
-        a.route().contains("target=provider/claude"),
-        "{}",
-        a.route()
-    );
+    served_by_the_fallback(&a);
     // Without a fallback: 504, naming the idle check.
     once(&mock, "gpt-mock", stall);
     let a = gw
