@@ -27,4 +27,13 @@ if [[ -z "${SWITCHYARD_E2E_KUBECONFIG:-}" ]]; then
   source "$dir/env"
 fi
 echo "== e2e suite against $(kubectl --kubeconfig "$SWITCHYARD_E2E_KUBECONFIG" config view --minify -o jsonpath='{.clusters[0].cluster.server}')"
-cargo test -p switchyard-tests --locked --test e2e -- --test-threads=1 --nocapture
+# The tests are #[ignore]d for a plain `cargo test` (no cluster there); here they all run, and a
+# run in which none did (or some stayed ignored) is a failure, never a pass.
+log="$(mktemp)"
+cargo test -p switchyard-tests --locked --test e2e -- --include-ignored --test-threads=1 --nocapture 2>&1 | tee "$log"
+if ! grep -Eq 'test result: ok\. [1-9][0-9]* passed; 0 failed; 0 ignored' "$log"; then
+  echo "e2e: the suite did not run every test (see the result line above)" >&2
+  rm -f "$log"
+  exit 1
+fi
+rm -f "$log"
