@@ -4,25 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
-
-/// The API dialect a client speaks (from the endpoint it called).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Dialect {
-    /// OpenAI chat/completions/embeddings/models.
-    OpenAi,
-    /// Anthropic Messages.
-    Anthropic,
-}
-
-impl Dialect {
-    /// Lower-case name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::OpenAi => "openai",
-            Self::Anthropic => "anthropic",
-        }
-    }
-}
+use switchyard_routing::{Dialect, RoutingError};
 
 /// What went wrong, as a category shared by both dialects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -194,6 +176,26 @@ impl std::fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
+
+impl From<RoutingError> for ApiError {
+    fn from(e: RoutingError) -> Self {
+        let message = e.to_string();
+        match e {
+            RoutingError::KeyRequired => {
+                ApiError::new(ErrorKind::Authentication, message).code("invalid_api_key")
+            }
+            RoutingError::KeyBoundElsewhere { .. } => ApiError::new(ErrorKind::Permission, message),
+            RoutingError::BoundWorkspaceMissing => ApiError::new(ErrorKind::Internal, message),
+            RoutingError::WorkspaceNotFound(_) | RoutingError::NoDefaultWorkspace => {
+                ApiError::new(ErrorKind::NotFound, message).code("workspace_not_found")
+            }
+            RoutingError::AmbiguousWorkspace(_) => ApiError::invalid(message),
+            RoutingError::NoRoute { .. } => ApiError::new(ErrorKind::NotFound, message)
+                .param("model")
+                .code("model_not_found"),
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,17 +7,15 @@
 //!   providers with `passthrough` auth.
 //! - Otherwise the workspace comes from `x-switchyard-workspace` (`name` if unique, or
 //!   `namespace/name`), else the default Workspace.
+//!
+//! The workspace rules themselves are `switchyard_routing::workspace`; this module reads the
+//! credential and the header from the request and says who the caller is.
 
 use axum::http::HeaderMap;
-use sha2::{Digest, Sha256};
 use switchyard_crds::snapshot::WorkspaceSnapshot;
+use switchyard_routing::{RequestInfo, RoutingTable, WORKSPACE_HEADER, workspace};
 
-use crate::classify::RequestInfo;
-use crate::errors::{ApiError, ErrorKind};
-use crate::table::{RoutingTable, WorkspaceLookup};
-
-/// Header that selects a workspace.
-pub const WORKSPACE_HEADER: &str = "x-switchyard-workspace";
+use crate::errors::ApiError;
 
 /// How the caller authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,7 +83,7 @@ pub(crate) fn presented(headers: &HeaderMap) -> Option<&str> {
         .filter(|k| !k.is_empty())
 }
 
-/// Identifies the caller and resolves the workspace.
+/// Identifies the caller and resolves the workspace ([`workspace::resolve`]).
 pub fn identify<'t>(
     table: &'t RoutingTable,
     headers: &HeaderMap,
@@ -93,81 +91,27 @@ pub fn identify<'t>(
     require_key: bool,
 ) -> Result<(Caller, &'t WorkspaceSnapshot), ApiError> {
     let key = presented(headers);
-    let binding = key.and_then(|k| table.client_key(&hex::encode(Sha256::digest(k.as_bytes()))));
     let asked = headers
         .get(WORKSPACE_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|s| !s.is_empty());
-    if require_key && binding.is_none() {
-        return Err(ApiError::new(
-            ErrorKind::Authentication,
-            "a valid gateway API key is required",
-        )
-        .code("invalid_api_key"));
-    }
-    let lookup = |r: &str| {
-        table.workspace_by_ref(r).map_err(|e| match e {
-            WorkspaceLookup::NotFound => ApiError::new(ErrorKind::NotFound, format!("workspace \"{r}\" not found"))
-                .code("workspace_not_found"),
-            WorkspaceLookup::Ambiguous => ApiError::invalid(format!(
-                "workspace name \"{r}\" exists in several namespaces: use namespace/name in {WORKSPACE_HEADER}"
-            )),
-        })
-    };
-    let (caller, workspace) = match binding {
-        Some(b) => {
-            let ws = table.workspace(&b.workspace).ok_or_else(|| {
-                ApiError::new(ErrorKind::Internal, "bound workspace missing from snapshot")
-            })?;
-            if let Some(a) = asked {
-                let same = lookup(a).map(|w| w.key == ws.key).unwrap_or(false);
-                if !same {
-                    return Err(ApiError::new(
-                        ErrorKind::Permission,
-                        format!(
-                            "this API key is bound to workspace \"{}\" and cannot use \"{a}\"",
-                            ws.key
-                        ),
-                    ));
-                }
-            }
-            (
-                Caller {
-                    initiator: Some(b.name.clone()),
-                    credential_kind: CredentialKind::GatewayKey,
-                    passthrough: None,
-                },
-                ws,
-            )
-        }
-        None => {
-            let ws = match asked {
-                Some(a) => lookup(a)?,
-                None => table.default_workspace().ok_or_else(|| {
-                    ApiError::new(
-                        ErrorKind::NotFound,
-                        format!(
-                            "no workspace: send {WORKSPACE_HEADER} or mark a Workspace as default"
-                        ),
-                    )
-                    .code("workspace_not_found")
-                })?,
-            };
-            let kind = if key.is_some() {
+    let resolved = workspace::resolve(table, key, asked, require_key)?;
+    let caller = match resolved.binding {
+        Some(b) => Caller {
+            initiator: Some(b.name.clone()),
+            credential_kind: CredentialKind::GatewayKey,
+            passthrough: None,
+        },
+        None => Caller {
+            initiator: info.user.clone(),
+            credential_kind: if key.is_some() {
                 CredentialKind::Passthrough
             } else {
                 CredentialKind::None
-            };
-            (
-                Caller {
-                    initiator: info.user.clone(),
-                    credential_kind: kind,
-                    passthrough: key.map(str::to_owned),
-                },
-                ws,
-            )
-        }
+            },
+            passthrough: key.map(str::to_owned),
+        },
     };
-    Ok((caller, workspace))
+    Ok((caller, resolved.workspace))
 }

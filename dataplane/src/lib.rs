@@ -1,7 +1,6 @@
 //! Switchyard data plane: an OpenAI- and Anthropic-compatible proxy that routes by workspace,
 //! mux rules, router policies and affinity groups, and records every call.
 
-pub mod balance;
 pub mod breaker;
 pub mod chain;
 pub mod circuit_report;
@@ -20,14 +19,12 @@ pub mod record;
 pub mod relay;
 pub mod request_shape;
 pub mod retry;
-pub mod route;
 pub mod serve;
 pub mod server;
 pub mod source;
 pub mod spool;
 pub mod sse;
 pub mod state;
-pub mod table;
 pub mod translate;
 pub mod upstream;
 pub mod usage;

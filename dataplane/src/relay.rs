@@ -4,8 +4,8 @@
 
 use bytes::Bytes;
 use serde_json::Value;
+use switchyard_routing::Dialect;
 
-use crate::errors::Dialect;
 use crate::sse::SseEvent;
 use crate::translate::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};
 use crate::usage::Usage;

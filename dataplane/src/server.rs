@@ -15,14 +15,13 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
+use switchyard_routing::{Dialect, Endpoint, RequestInfo};
 use tower_http::catch_panic::CatchPanicLayer;
 
-use crate::classify::Endpoint;
-use crate::errors::{ApiError, Dialect, ErrorKind};
+use crate::errors::{ApiError, ErrorKind};
 use crate::identity;
 use crate::proxy;
 use crate::state::AppState;
-use crate::table::namespace_of;
 
 /// The router.
 pub fn router(state: Arc<AppState>) -> Router {
@@ -161,7 +160,7 @@ async fn models(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response 
         Dialect::OpenAi
     };
     let table = s.table();
-    let info = crate::classify::RequestInfo {
+    let info = RequestInfo {
         client: crate::classify::client_name(&headers),
         ..Default::default()
     };
@@ -170,28 +169,7 @@ async fn models(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response 
         Ok((_, w)) => w,
         Err(e) => return e.into_response_for(dialect),
     };
-    let ns = namespace_of(&workspace.key);
-    let mut names: std::collections::BTreeSet<String> =
-        table.namespace_models(ns).map(str::to_owned).collect();
-    for r in table.rules(&workspace.key) {
-        if let Some(m) = &r.snap.target.model {
-            names.insert(m.clone());
-        }
-    }
-    for p in &table.policies {
-        if p.snap.match_.namespace == ns
-            && p.workspaces
-                .as_ref()
-                .is_none_or(|w| w.contains(&workspace.key))
-        {
-            names.extend(p.snap.route.iter().filter_map(|t| t.model.clone()));
-        }
-    }
-    for c in &table.snapshot.task_chains {
-        if namespace_of(&c.key) == ns {
-            names.insert(format!("chain/{}", crate::table::name_of(&c.key)));
-        }
-    }
+    let names = switchyard_routing::models::reachable(&table, workspace);
     let created = table_created();
     let body = match dialect {
         Dialect::OpenAi => json!({

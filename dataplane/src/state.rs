@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use prometheus_client::registry::Registry;
 use switchyard_crds::snapshot::Snapshot;
+use switchyard_routing::balance::Balancer;
+use switchyard_routing::table::{RoutingTable, TableError};
 
-use crate::balance::Balancer;
 use crate::breaker::{BreakerRegistry, CircuitState, Transition, TransitionHook};
 use crate::clients::Clients;
 use crate::guardrails::Scanner;
@@ -17,7 +18,6 @@ use crate::limits::{AnswerBuffer, ConcurrencyConfig, ConcurrencyLimiter, Limiter
 use crate::metrics::Metrics;
 use crate::retry::RetryBudgets;
 use crate::spool::Spool;
-use crate::table::{RoutingTable, TableError};
 
 /// Request-handling settings.
 #[derive(Clone, Debug)]

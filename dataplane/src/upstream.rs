@@ -8,9 +8,9 @@ use switchyard_crds::provider::{AuthType, ProviderType};
 use switchyard_crds::snapshot::{
     HeaderSnapshot, ModelSnapshot, SecretValue, Snapshot, TargetKind, TargetSnapshot, TimeoutsMs,
 };
+use switchyard_routing::{Dialect, Endpoint};
 
-use crate::classify::Endpoint;
-use crate::errors::{ApiError, Dialect, ErrorKind};
+use crate::errors::{ApiError, ErrorKind};
 
 /// Anthropic API version sent when the caller named none.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";

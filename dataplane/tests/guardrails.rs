@@ -14,11 +14,11 @@ use std::sync::LazyLock;
 use proptest::prelude::*;
 use serde_json::Value;
 use switchyard_crds::workspace::GuardrailAction;
-use switchyard_dataplane::classify::Endpoint;
 use switchyard_dataplane::guardrails::{
     Category, Finding, Outcome, Policy, Scanner, apply, apply_fields, fields, redact, snippet,
     snippet_masked,
 };
+use switchyard_routing::Endpoint;
 
 static SCANNER: LazyLock<Scanner> = LazyLock::new(Scanner::new);
 

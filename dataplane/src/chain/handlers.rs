@@ -109,7 +109,7 @@ impl<'a> Context<'a> {
             model: format!(
                 "{}{}",
                 super::MODEL_PREFIX,
-                crate::table::name_of(&chain.key)
+                switchyard_routing::table::name_of(&chain.key)
             ),
             run_id,
             client_tools,

@@ -17,18 +17,18 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use serde_json::{Value as Json, json};
 use switchyard_crds::snapshot::{TaskChainSnapshot, WorkspaceSnapshot};
+use switchyard_routing::table::{RoutingTable, namespace_of};
+use switchyard_routing::{Dialect, Endpoint, RequestInfo};
 
 use super::handlers::{self, ChatCall, Context, EmbedCall, HookCall};
 use super::run::{self, Trace};
 use super::{ChatHistory, TaskError, Value};
-use crate::classify::{Endpoint, RequestInfo};
-use crate::errors::{ApiError, Dialect, ErrorKind};
+use crate::errors::{ApiError, ErrorKind};
 use crate::identity::Caller;
 use crate::proxy::internal::{self, Destination, Origin};
 use crate::proxy::{Handled, Tracker};
 use crate::record::{Cost, Outcome};
 use crate::state::AppState;
-use crate::table::{RoutingTable, namespace_of};
 use crate::usage::Usage;
 
 /// Header asking for the stack trace (like `?stackTrace=true`).
@@ -102,7 +102,7 @@ pub(crate) async fn serve(
     tracker: &mut Tracker,
 ) -> Result<Handled, ApiError> {
     let chain = find(req.table, req.workspace, &req.name)?;
-    let name = crate::table::name_of(&chain.key).to_owned();
+    let name = switchyard_routing::table::name_of(&chain.key).to_owned();
     tracker.rec.chain = Some(chain.key.clone());
     tracker.rec.model_requested = format!("{}{name}", super::MODEL_PREFIX);
     tracker.usage_counted_elsewhere = true;

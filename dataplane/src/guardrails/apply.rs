@@ -5,11 +5,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchyard_crds::workspace::{GuardrailAction, Guardrails};
+use switchyard_routing::Endpoint;
 
 use super::fields::{self, Text};
 use super::walk::Walker;
 use super::{Alert, Category, Scanner};
-use crate::classify::Endpoint;
 
 /// What to do per category (a Workspace's `spec.guardrails`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

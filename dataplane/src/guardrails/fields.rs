@@ -11,7 +11,7 @@
 //!   signed thinking blocks, encrypted search results, credentials addressed to the provider
 //!   such as Anthropic `mcp_servers[].authorization_token`), and are not scanned.
 
-use crate::classify::Endpoint;
+use switchyard_routing::Endpoint;
 
 /// Members of an object that carry caller text, each with its description.
 pub type Members = &'static [(&'static str, Text)];

@@ -12,9 +12,8 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use switchyard_routing::{Dialect, Endpoint};
 
-use crate::classify::Endpoint;
-use crate::errors::Dialect;
 use crate::record::ToolUsage;
 use crate::usage::Usage;
 

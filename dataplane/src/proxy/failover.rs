@@ -25,6 +25,8 @@ use std::time::Instant;
 use switchyard_crds::snapshot::{
     GroupMemberSnapshot, RouterPolicySnapshot, TargetKind, TargetSnapshot,
 };
+use switchyard_routing::route::{Route, RouteSource};
+use switchyard_routing::table::RoutingTable;
 
 use super::Handled;
 use super::attempt::{Call, CallGuard, attempt};
@@ -34,8 +36,6 @@ use crate::errors::{ApiError, ErrorKind};
 use crate::limits::ConcurrencyPermit;
 use crate::record::{Attempt, RouteRecord};
 use crate::retry::{self, SplitMix64};
-use crate::route::{Route, RouteSource};
-use crate::table::RoutingTable;
 use crate::upstream::{OTHER_MODEL, Timeouts, Upstream};
 
 /// What became of one route.
@@ -45,7 +45,7 @@ enum RouteEnd {
     AllOpen(ApiError),
 }
 
-/// Serves the request along `routes` (see [`crate::route::candidates`]).
+/// Serves the request along `routes` (see [`switchyard_routing::route::candidates`]).
 pub(crate) async fn run(
     call: &Call<'_>,
     table: &Arc<RoutingTable>,
@@ -84,7 +84,10 @@ fn breaker_label(up: &Upstream) -> String {
 
 /// `model` must be a label model ([`Upstream::label_model`], [`member_label_model`]).
 fn member_label(backend_key: &str, model: &str) -> String {
-    format!("backend/{}:{model}", crate::table::name_of(backend_key))
+    format!(
+        "backend/{}:{model}",
+        switchyard_routing::table::name_of(backend_key)
+    )
 }
 
 /// The label model of `model` on a group member: what [`Upstream::label_model`] gives for the
@@ -98,7 +101,11 @@ fn member_label_model<'a>(member: &GroupMemberSnapshot, model: &'a str) -> &'a s
 }
 
 fn target_name(t: &TargetSnapshot) -> String {
-    format!("{}/{}", t.kind.as_str(), crate::table::name_of(&t.key))
+    format!(
+        "{}/{}",
+        t.kind.as_str(),
+        switchyard_routing::table::name_of(&t.key)
+    )
 }
 
 async fn run_route(

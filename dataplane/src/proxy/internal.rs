@@ -11,17 +11,18 @@ use axum::http::HeaderMap;
 use serde_json::Value;
 use switchyard_crds::provider::ProviderType;
 use switchyard_crds::snapshot::{TargetKind, TargetSnapshot, WorkspaceSnapshot};
+use switchyard_routing::route::{self, Route, RouteSource};
+use switchyard_routing::table::RoutingTable;
+use switchyard_routing::{Endpoint, RequestInfo};
 
 use super::Handled;
 use super::attempt::Call;
 use super::tracker::Tracker;
-use crate::classify::{self, Endpoint, RequestInfo};
+use crate::classify;
 use crate::errors::{ApiError, ErrorKind};
 use crate::identity::Caller;
 use crate::record::Cost;
-use crate::route::{self, Route, RouteSource};
 use crate::state::AppState;
-use crate::table::RoutingTable;
 use crate::usage::Usage;
 
 /// Who an internal call is made for: the run it belongs to.
@@ -168,7 +169,7 @@ pub(crate) async fn call(
                     model: Some(t.model.clone().unwrap_or_else(|| model.clone())),
                 }],
             }]),
-            None => route::candidates(table, workspace, &info),
+            None => route::candidates(table, workspace, &info).map_err(ApiError::from),
         }
         .and_then(|r| of_types(table, r, dest.providers, model));
         let routes = match routes {

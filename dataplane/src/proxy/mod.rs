@@ -23,16 +23,17 @@ use serde_json::{Value, json};
 use switchyard_crds::workspace::GuardrailAction;
 
 pub use scrub::scrub;
+use switchyard_routing::route;
+use switchyard_routing::table::RoutingTable;
+use switchyard_routing::{Dialect, Endpoint};
 pub(crate) use tracker::Tracker;
 
-use crate::classify::{self, Endpoint};
-use crate::errors::{ApiError, Dialect, ErrorKind};
+use crate::classify;
+use crate::errors::{ApiError, ErrorKind};
 use crate::guardrails;
 use crate::identity;
 use crate::record::Outcome;
-use crate::route;
 use crate::state::AppState;
-use crate::table::RoutingTable;
 use attempt::Call;
 
 /// Response header naming the route taken.

@@ -19,13 +19,14 @@ use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use switchyard_routing::Dialect;
 
 use super::ROUTE_HEADER;
 use super::attempt::{CallGuard, upstream_error_metric_by_name};
 use super::scrub::{Scrubber, error_chain};
 use super::tracker::Tracker;
 use crate::breaker::CallOutcome;
-use crate::errors::{ApiError, Dialect, ErrorKind};
+use crate::errors::{ApiError, ErrorKind};
 use crate::record::{Outcome, ToolUsage};
 use crate::relay::Relay;
 use crate::sse::SseParser;

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderMap;
 use switchyard_crds::snapshot::WorkspaceSnapshot;
 use switchyard_crds::workspace::GuardrailAction;
+use switchyard_routing::{Endpoint, RequestInfo};
 
-use crate::classify::{self, Endpoint, RequestInfo};
+use crate::classify;
 use crate::guardrails;
 use crate::identity::Caller;
 use crate::limits::Admission;

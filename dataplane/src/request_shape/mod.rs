@@ -10,8 +10,8 @@ mod anthropic;
 mod openai;
 
 use serde_json::{Map, Value};
+use switchyard_routing::Endpoint;
 
-use crate::classify::Endpoint;
 use crate::errors::ApiError;
 
 /// Checks the body of an `endpoint` request.

@@ -34,7 +34,7 @@ use serde_json::Value;
 use switchyard_crds::{
     AffinityGroup, Backend, MuxRule, Provider, RouterPolicy, TaskChain, Workspace,
 };
-use switchyard_dataplane::table::RoutingTable;
+use switchyard_routing::table::RoutingTable;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;

@@ -1,7 +1,8 @@
 //! `POST /routerpolicies/test-match` (seed 003): a dry run of routing for a request context,
-//! computed by the data plane's own code on the snapshot in force — workspace resolution
-//! ([`identity::identify`]), policy matching ([`route::matching_policies`]) and the route
-//! ([`route::route`]), and, for an AffinityGroup, the balancer ([`Balancer::pick`]).
+//! computed by the routing code the data plane runs (`switchyard_routing`) on the snapshot in
+//! force — workspace resolution ([`workspace::resolve`]), policy matching
+//! ([`route::matching_policies`]) and the route ([`route::route`]), and, for an AffinityGroup,
+//! the balancer ([`Balancer::pick`]).
 //!
 //! For an AffinityGroup primary the member is reported when the pick is deterministic: the
 //! `session_affinity` strategy with a session id (rendezvous hashing on it), or a single
@@ -15,19 +16,17 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::HeaderValue;
 use axum::{Extension, Json};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use switchyard_crds::affinity_group::LoadBalancingStrategy;
 use switchyard_crds::router_policy::{EndpointType, Parallelism};
 use switchyard_crds::snapshot::{Snapshot, TargetKind, TargetSnapshot};
-use switchyard_dataplane::balance::Balancer;
-use switchyard_dataplane::classify::RequestInfo;
-use switchyard_dataplane::errors::ErrorKind;
-use switchyard_dataplane::identity::{self, WORKSPACE_HEADER};
-use switchyard_dataplane::route::{self, RouteSource};
-use switchyard_dataplane::table::{Policy, RoutingTable, name_of, namespace_of};
+use switchyard_routing::balance::Balancer;
+use switchyard_routing::route::{self, RouteSource};
+use switchyard_routing::table::{Policy, RoutingTable, name_of, namespace_of};
+use switchyard_routing::{RequestInfo, RoutingError, workspace};
 
 use crate::channel::{Action, Identity};
 
@@ -329,20 +328,32 @@ pub fn test_match(table: &RoutingTable, c: &MatchContext) -> Result<TestMatchRes
         ));
     }
     let info = request_info(c);
-    let mut headers = HeaderMap::new();
-    if let Some(ws) = &c.workspace {
-        let value = HeaderValue::from_str(ws).map_err(|_| {
-            ApiError::invalid("context.workspace", "context.workspace is not a valid name")
-        })?;
-        headers.insert(WORKSPACE_HEADER, value);
+    // As the data plane reads `x-switchyard-workspace`: a valid header value, trimmed.
+    if c.workspace
+        .as_deref()
+        .is_some_and(|w| HeaderValue::from_str(w).is_err())
+    {
+        return Err(ApiError::invalid(
+            "context.workspace",
+            "context.workspace is not a valid name",
+        ));
     }
-    let (_, workspace) = identity::identify(table, &headers, &info, false).map_err(|e| {
-        let param = "context.workspace";
-        match e.kind {
-            ErrorKind::NotFound => ApiError::not_found(e.message).param(param),
-            _ => ApiError::invalid(param, e.message),
-        }
-    })?;
+    let asked = c
+        .workspace
+        .as_deref()
+        .map(str::trim)
+        .filter(|w| !w.is_empty());
+    let workspace = workspace::resolve(table, None, asked, false)
+        .map_err(|e| {
+            let param = "context.workspace";
+            match e {
+                RoutingError::WorkspaceNotFound(_) | RoutingError::NoDefaultWorkspace => {
+                    ApiError::not_found(e.to_string()).param(param)
+                }
+                _ => ApiError::invalid(param, e.to_string()),
+            }
+        })?
+        .workspace;
     let matched: Vec<MatchedPolicy> = route::matching_policies(table, workspace, &info)
         .map(MatchedPolicy::from)
         .collect();
@@ -371,7 +382,7 @@ pub fn test_match(table: &RoutingTable, c: &MatchContext) -> Result<TestMatchRes
                 answer.target = Some(target);
             }
         }
-        Err(e) => answer.no_route = Some(e.message),
+        Err(e) => answer.no_route = Some(e.to_string()),
     }
     Ok(answer)
 }

@@ -8,8 +8,8 @@ use switchyard_crds::mux_rule::MatcherType;
 use switchyard_crds::router_policy::EndpointType;
 use switchyard_crds::snapshot::{TargetSnapshot, WorkspaceSnapshot};
 
-use crate::classify::RequestInfo;
-use crate::errors::{ApiError, ErrorKind};
+use crate::error::RoutingError;
+use crate::request::RequestInfo;
 use crate::table::{Policy, RoutingTable, Rule, name_of, namespace_of};
 
 /// What decided the route.
@@ -65,17 +65,20 @@ pub struct Route {
     pub targets: Vec<TargetSnapshot>,
 }
 
+/// Whether a policy's scope (its namespace, and its workspaces if it names them) takes in a
+/// workspace.
+pub fn policy_in_scope(policy: &Policy, workspace: &WorkspaceSnapshot) -> bool {
+    namespace_of(&workspace.key) == policy.snap.match_.namespace
+        && policy
+            .workspaces
+            .as_ref()
+            .is_none_or(|w| w.contains(&workspace.key))
+}
+
 /// Whether a policy applies to a request in a workspace.
 pub fn policy_matches(policy: &Policy, workspace: &WorkspaceSnapshot, info: &RequestInfo) -> bool {
     let m = &policy.snap.match_;
-    if namespace_of(&workspace.key) != m.namespace {
-        return false;
-    }
-    if policy
-        .workspaces
-        .as_ref()
-        .is_some_and(|w| !w.contains(&workspace.key))
-    {
+    if !policy_in_scope(policy, workspace) {
         return false;
     }
     if m.endpoint_type.is_some() && m.endpoint_type != info.endpoint_type {
@@ -144,7 +147,7 @@ pub fn route(
     table: &RoutingTable,
     workspace: &WorkspaceSnapshot,
     info: &RequestInfo,
-) -> Result<Route, ApiError> {
+) -> Result<Route, RoutingError> {
     candidates(table, workspace, info)?
         .into_iter()
         .next()
@@ -159,7 +162,7 @@ pub fn candidates(
     table: &RoutingTable,
     workspace: &WorkspaceSnapshot,
     info: &RequestInfo,
-) -> Result<Vec<Route>, ApiError> {
+) -> Result<Vec<Route>, RoutingError> {
     let with_model = |t: &TargetSnapshot| TargetSnapshot {
         kind: t.kind,
         key: t.key.clone(),
@@ -194,14 +197,9 @@ pub fn candidates(
     Ok(out)
 }
 
-fn no_route(workspace: &WorkspaceSnapshot, info: &RequestInfo) -> ApiError {
-    ApiError::new(
-        ErrorKind::NotFound,
-        format!(
-            "no route for model \"{}\" in workspace \"{}\": no RouterPolicy or MuxRule matches and no Provider or AffinityGroup declares the model",
-            info.model, workspace.key
-        ),
-    )
-    .param("model")
-    .code("model_not_found")
+fn no_route(workspace: &WorkspaceSnapshot, info: &RequestInfo) -> RoutingError {
+    RoutingError::NoRoute {
+        model: info.model.clone(),
+        workspace: workspace.key.clone(),
+    }
 }
