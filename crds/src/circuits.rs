@@ -23,8 +23,6 @@ pub const DEFAULT_POLICY: &str = "default";
 /// becomes a breaker, a metric label value or a report entry of its own (see
 /// [`crate::snapshot::Snapshot::label_model`]).
 pub const OTHER_MODEL: &str = "other";
-/// The channel path reports are POSTed to.
-pub const REPORT_PATH: &str = "/v1/circuits";
 /// Longest data-plane name accepted (a pod name is at most 253 characters).
 pub const MAX_DATA_PLANE_NAME: usize = 253;
 

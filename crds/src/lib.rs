@@ -7,6 +7,7 @@
 
 pub mod affinity_group;
 pub mod backend;
+pub mod channel;
 pub mod circuits;
 pub mod common;
 pub mod mux_rule;

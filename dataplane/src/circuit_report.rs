@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use jiff::Timestamp;
 use reqwest::StatusCode;
+use switchyard_crds::channel::CIRCUITS_PATH;
 use switchyard_crds::circuits::{
-    CircuitEntry, CircuitReport, CircuitStateName, MAX_CIRCUITS, REPORT_INTERVAL_SECS, REPORT_PATH,
+    CircuitEntry, CircuitReport, CircuitStateName, MAX_CIRCUITS, REPORT_INTERVAL_SECS,
 };
 
 use crate::breaker::{BreakerState, CircuitState};
@@ -155,7 +156,7 @@ pub async fn run(state: Arc<AppState>, cfg: OperatorClientConfig, data_plane: St
     let mut clients = ClientCache::default();
     let mut backoff = Backoff::new(cfg.backoff_min, cfg.backoff_max);
     let mut link = Link::default();
-    let url = cfg.endpoint(REPORT_PATH);
+    let url = cfg.endpoint(CIRCUITS_PATH);
     loop {
         let outcome = send(&state, &cfg, &data_plane, &mut clients, &mut link).await;
         let wait = match outcome {
@@ -208,7 +209,7 @@ async fn send(
     );
     link.truncated(dropped);
     let body = serde_json::to_vec(&report).map_err(|e| (None, e.to_string()))?;
-    post_json(&client, cfg, REPORT_PATH, body).await?;
+    post_json(&client, cfg, CIRCUITS_PATH, body).await?;
     tracing::debug!(
         circuits = report.circuits.len(),
         "circuit states reported to the operator"

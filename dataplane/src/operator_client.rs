@@ -22,25 +22,15 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
-use serde::Deserialize;
-use switchyard_crds::snapshot::Snapshot;
+use switchyard_crds::channel::{
+    Frame, HAVE_HEADER, INSTANCE_HEADER, MAX_FRAME_BYTES, NDJSON, RECORDS_PATH, STREAM_PATH,
+};
 
 use crate::spool::Shipper;
 use crate::state::AppState;
 
 /// Where Kubernetes mounts the pod's ServiceAccount token.
 pub const DEFAULT_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
-/// The stream path.
-pub const STREAM_PATH: &str = "/v1/snapshots/stream";
-/// The record ingestion path.
-pub const RECORDS_PATH: &str = "/v1/records";
-/// Request header: the snapshot version this data plane serves.
-pub const HAVE_HEADER: &str = "x-switchyard-have";
-/// Request header: this data plane's instance name (pod name).
-pub const INSTANCE_HEADER: &str = "x-switchyard-instance";
-
-/// Longest stream line accepted (a snapshot frame).
-const MAX_FRAME_BYTES: usize = 256 << 20;
 
 /// How to reach the operator.
 #[derive(Clone, Debug)]
@@ -156,20 +146,6 @@ impl ClientCache {
         self.built = Some((ca, client.clone()));
         Ok(client)
     }
-}
-
-/// A stream frame as read.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Frame {
-    Snapshot {
-        snapshot: Box<Snapshot>,
-    },
-    Heartbeat {
-        version: Option<String>,
-    },
-    #[serde(other)]
-    Unknown,
 }
 
 /// Exponential backoff with jitter: each delay is drawn from [d/2, d], d doubling from `min`
@@ -312,7 +288,7 @@ async fn follow(
     let mut req = client
         .get(target)
         .header(AUTHORIZATION, auth)
-        .header(ACCEPT, "application/x-ndjson");
+        .header(ACCEPT, NDJSON);
     if let Some(v) = have.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
         req = req.header(HAVE_HEADER, v);
     }
@@ -575,14 +551,6 @@ mod tests {
         assert!(delays[11] >= Duration::from_secs(5), "{delays:?}");
         b.reset();
         assert_eq!(b.delay(), Duration::from_millis(100));
-    }
-
-    #[test]
-    fn frames_parse_and_unknown_types_are_tolerated() {
-        let f: Frame = serde_json::from_str(r#"{"type":"heartbeat","version":null}"#).unwrap();
-        assert!(matches!(f, Frame::Heartbeat { version: None }));
-        let f: Frame = serde_json::from_str(r#"{"type":"hello","x":1}"#).unwrap();
-        assert!(matches!(f, Frame::Unknown));
     }
 
     #[test]

@@ -40,7 +40,6 @@ mod hub;
 mod server;
 mod tls;
 mod tracking;
-pub mod wire;
 
 pub use auth::{
     AllowList, AuthError, Authenticator, Identity, StaticTokenAuthenticator,

@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use futures_util::future::BoxFuture;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use switchyard_crds::channel::Frame;
 use switchyard_crds::circuits::{CircuitStateName, MAX_CIRCUITS};
 use switchyard_crds::record::Interception;
 use switchyard_crds::snapshot::{ClientKeySnapshot, SCHEMA_VERSION, Snapshot};
-use switchyard_operator::channel::wire::Frame;
 use switchyard_operator::channel::{
     Action, AllowList, Authenticator, Authorizer, Channel, ChannelOptions, ChannelServer,
     FollowMode, Identity, IngestReport, RecordSink, SnapshotHub, StaticTokenAuthenticator,

@@ -29,11 +29,11 @@ use super::tracking::{
     self, ChannelMetrics, DataPlaneInfo, DataPlanes, FollowMode, ReasonLabel, ResultLabel,
     StreamGuard,
 };
-use super::wire::{
+use crate::circuits::CircuitBoard;
+use switchyard_crds::channel::{
     CIRCUITS_PATH, FrameRef, HAVE_HEADER, INSTANCE_HEADER, NDJSON, RECORDS_PATH, SNAPSHOT_PATH,
     STREAM_PATH, VERSION_HEADER,
 };
-use crate::circuits::CircuitBoard;
 
 /// What the record store reports for one batch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
