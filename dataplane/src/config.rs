@@ -1,10 +1,17 @@
 //! Command-line flags (each also readable from a `SWITCHYARD_*` environment variable).
+//!
+//! A leaf module: it imports nothing from the crate. The modules that own the settings build
+//! them from these flags (`OperatorClientConfig::from_flags`, `EgressPolicy::from_config`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use ipnet::IpNet;
+
+/// Where Kubernetes mounts the pod's ServiceAccount token (default of `--operator-token-file`).
+pub const DEFAULT_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 /// The Switchyard data plane.
 #[derive(Parser, Debug, Clone)]
@@ -27,7 +34,7 @@ pub struct Config {
     pub operator: Option<String>,
     /// Bearer token presented to the operator, re-read on every connection (projected
     /// ServiceAccount tokens rotate).
-    #[arg(long, env = "SWITCHYARD_OPERATOR_TOKEN_FILE", default_value = crate::operator_client::DEFAULT_TOKEN_FILE)]
+    #[arg(long, env = "SWITCHYARD_OPERATOR_TOKEN_FILE", default_value = DEFAULT_TOKEN_FILE)]
     pub operator_token_file: PathBuf,
     /// CA certificates (PEM) to trust for the operator instead of the system roots (the
     /// operator publishes its CA in a ConfigMap, key `ca.crt`).
@@ -91,18 +98,18 @@ pub struct Config {
         long,
         env = "SWITCHYARD_EGRESS_ALLOW_CIDR",
         value_delimiter = ',',
-        value_parser = crate::egress::parse_cidr
+        value_parser = parse_cidr
     )]
-    pub egress_allow_cidr: Vec<crate::egress::IpNet>,
+    pub egress_allow_cidr: Vec<IpNet>,
     /// Upstream egress deny list (repeatable or comma-separated): wins over the allow list and
     /// `--egress-allow-link-local`; loopback and private ranges are allowed unless listed here.
     #[arg(
         long,
         env = "SWITCHYARD_EGRESS_DENY_CIDR",
         value_delimiter = ',',
-        value_parser = crate::egress::parse_cidr
+        value_parser = parse_cidr
     )]
-    pub egress_deny_cidr: Vec<crate::egress::IpNet>,
+    pub egress_deny_cidr: Vec<IpNet>,
     /// Let upstream connections reach link-local and cloud metadata addresses (169.254.0.0/16,
     /// fe80::/10, fd00:ec2::254), refused by default.
     #[arg(long, env = "SWITCHYARD_EGRESS_ALLOW_LINK_LOCAL")]
@@ -125,19 +132,27 @@ pub enum LogFormat {
 }
 
 impl Config {
-    /// The operator channel settings, when `--operator` is set.
-    pub fn operator_client(&self) -> Option<crate::operator_client::OperatorClientConfig> {
-        self.operator.as_ref().map(|url| {
-            crate::operator_client::OperatorClientConfig::new(
-                url.as_str(),
-                self.operator_token_file.clone(),
-                self.operator_ca_file.clone(),
-            )
-        })
-    }
-
     /// The watch interval.
     pub fn watch_interval(&self) -> Duration {
         Duration::from_millis(self.watch_interval_ms.max(10))
+    }
+}
+
+/// Parses a CIDR (`10.0.0.0/8`, `fd00::/8`) or a bare address (taken as `/32` or `/128`).
+/// Host bits are cleared (`10.1.2.3/8` is `10.0.0.0/8`). Used as the clap value parser of the
+/// `--egress-*-cidr` flags.
+pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty CIDR".to_owned());
+    }
+    if s.contains('/') {
+        s.parse::<IpNet>()
+            .map(|n| n.trunc())
+            .map_err(|_| format!("`{s}` is not a CIDR (like 10.0.0.0/8 or fd00::/8)"))
+    } else {
+        s.parse::<IpAddr>()
+            .map(IpNet::from)
+            .map_err(|_| format!("`{s}` is not an IP address or CIDR"))
     }
 }

@@ -41,6 +41,8 @@ use std::task::{Context, Poll};
 use hyper_util::client::legacy::connect::{Connection, HttpInfo};
 pub use ipnet::IpNet;
 
+use crate::config::Config;
+
 /// Error type of reqwest's resolver and connector services.
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -64,25 +66,6 @@ pub const METADATA_V6: IpNet = IpNet::V6(ipnet::Ipv6Net::new_assert(
 
 /// Ranges refused unless link-local egress is allowed.
 pub const LINK_LOCAL_AND_METADATA: [IpNet; 3] = [LINK_LOCAL_V4, LINK_LOCAL_V6, METADATA_V6];
-
-/// Parses a CIDR (`10.0.0.0/8`, `fd00::/8`) or a bare address (taken as `/32` or `/128`).
-/// Host bits are cleared (`10.1.2.3/8` is `10.0.0.0/8`). Used as the clap value parser of the
-/// `--egress-*-cidr` flags.
-pub fn parse_cidr(s: &str) -> Result<IpNet, String> {
-    let s = s.trim();
-    if s.is_empty() {
-        return Err("empty CIDR".to_owned());
-    }
-    if s.contains('/') {
-        s.parse::<IpNet>()
-            .map(|n| n.trunc())
-            .map_err(|_| format!("`{s}` is not a CIDR (like 10.0.0.0/8 or fd00::/8)"))
-    } else {
-        s.parse::<IpAddr>()
-            .map(IpNet::from)
-            .map_err(|_| format!("`{s}` is not an IP address or CIDR"))
-    }
-}
 
 /// Why an address was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +144,7 @@ impl EgressPolicy {
     }
 
     /// The policy the `--egress-*` flags describe.
-    pub fn from_config(config: &crate::config::Config) -> Self {
+    pub fn from_config(config: &Config) -> Self {
         EgressPolicy::new(
             config.egress_allow_cidr.clone(),
             config.egress_deny_cidr.clone(),

@@ -89,7 +89,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (source, operator) = match (
         &config.manifests,
         &config.snapshot_file,
-        config.operator_client(),
+        operator_client::OperatorClientConfig::from_flags(&config),
     ) {
         (None, None, Some(op)) => (None, Some(op)),
         (Some(dir), _, None) => (Some(source::Source::Manifests(dir.clone())), None),

@@ -26,11 +26,9 @@ use switchyard_crds::channel::{
     Frame, HAVE_HEADER, INSTANCE_HEADER, MAX_FRAME_BYTES, NDJSON, RECORDS_PATH, STREAM_PATH,
 };
 
+use crate::config::Config;
 use crate::spool::Shipper;
 use crate::state::AppState;
-
-/// Where Kubernetes mounts the pod's ServiceAccount token.
-pub const DEFAULT_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
 /// How to reach the operator.
 #[derive(Clone, Debug)]
@@ -73,6 +71,17 @@ impl OperatorClientConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
         }
+    }
+
+    /// The operator channel settings the flags describe, when `--operator` is set.
+    pub fn from_flags(config: &Config) -> Option<Self> {
+        config.operator.as_ref().map(|url| {
+            Self::new(
+                url.as_str(),
+                config.operator_token_file.clone(),
+                config.operator_ca_file.clone(),
+            )
+        })
     }
 
     pub(crate) fn endpoint(&self, path: &str) -> String {

@@ -14,10 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use switchyard_dataplane::config::Config;
+use switchyard_dataplane::config::{Config, parse_cidr};
 use switchyard_dataplane::egress::{
     EgressError, EgressPolicy, EgressResolver, IpNet, LINK_LOCAL_V4, LINK_LOCAL_V6, LookupFn,
-    LookupFuture, METADATA_V6, Refusal, Rule, parse_cidr,
+    LookupFuture, METADATA_V6, Refusal, Rule,
 };
 use switchyard_dataplane::{http_client, http_client_with_resolver};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
