@@ -79,7 +79,7 @@ async fn chat_completions(
         name: None,
         stack_trace: crate::chain::serve::wants_stack_trace(query.as_deref(), &headers),
     };
-    proxy::handle_with(s, Endpoint::ChatCompletions, chain, headers, body).await
+    crate::chain::serve::chat_completions(s, chain, headers, body).await
 }
 
 /// `POST /v1/chains/{name}/chat/completions`: the TaskChain `name` of the caller's workspace
@@ -95,7 +95,7 @@ async fn chain_completions(
         name: Some(name),
         stack_trace: crate::chain::serve::wants_stack_trace(query.as_deref(), &headers),
     };
-    proxy::handle_with(s, Endpoint::ChatCompletions, chain, headers, body).await
+    crate::chain::serve::chat_completions(s, chain, headers, body).await
 }
 
 async fn namespaced_chain_completions(
@@ -109,7 +109,7 @@ async fn namespaced_chain_completions(
         name: Some(format!("{namespace}/{name}")),
         stack_trace: crate::chain::serve::wants_stack_trace(query.as_deref(), &headers),
     };
-    proxy::handle_with(s, Endpoint::ChatCompletions, chain, headers, body).await
+    crate::chain::serve::chat_completions(s, chain, headers, body).await
 }
 
 async fn messages(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {

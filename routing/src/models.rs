@@ -9,6 +9,9 @@ use switchyard_crds::snapshot::WorkspaceSnapshot;
 use crate::route::policy_in_scope;
 use crate::table::{RoutingTable, name_of, namespace_of};
 
+/// Prefix of TaskChain models (`chain/NAME`): listed here, asked for on `/v1/chat/completions`.
+pub const CHAIN_MODEL_PREFIX: &str = "chain/";
+
 /// Model names in order.
 pub fn reachable(table: &RoutingTable, workspace: &WorkspaceSnapshot) -> BTreeSet<String> {
     let ns = namespace_of(&workspace.key);
@@ -27,7 +30,7 @@ pub fn reachable(table: &RoutingTable, workspace: &WorkspaceSnapshot) -> BTreeSe
     }
     for c in &table.snapshot.task_chains {
         if namespace_of(&c.key) == ns {
-            names.insert(format!("chain/{}", name_of(&c.key)));
+            names.insert(format!("{CHAIN_MODEL_PREFIX}{}", name_of(&c.key)));
         }
     }
     names

@@ -33,7 +33,7 @@ pub use history::ChatHistory;
 use template::{Scope, TemplateError, Val};
 
 /// Prefix of chain models on `/v1/chat/completions` (`chain/NAME`).
-pub const MODEL_PREFIX: &str = "chain/";
+pub use switchyard_routing::models::CHAIN_MODEL_PREFIX as MODEL_PREFIX;
 
 /// The value of a chain variable (a task's output, the input).
 #[derive(Clone, Debug, PartialEq)]

@@ -18,15 +18,14 @@ use bytes::Bytes;
 use serde_json::{Value as Json, json};
 use switchyard_crds::snapshot::{TaskChainSnapshot, WorkspaceSnapshot};
 use switchyard_routing::table::{RoutingTable, namespace_of};
-use switchyard_routing::{Dialect, Endpoint, RequestInfo};
+use switchyard_routing::{Dialect, Endpoint};
 
 use super::handlers::{self, ChatCall, Context, EmbedCall, HookCall};
 use super::run::{self, Trace};
 use super::{ChatHistory, TaskError, Value};
 use crate::errors::{ApiError, ErrorKind};
-use crate::identity::Caller;
 use crate::proxy::internal::{self, Destination, Origin};
-use crate::proxy::{Handled, Tracker};
+use crate::proxy::{self, ChainOptions, ChainRequest, Handled, Tracker};
 use crate::record::{Cost, Outcome};
 use crate::state::AppState;
 use crate::usage::Usage;
@@ -35,24 +34,6 @@ use crate::usage::Usage;
 pub const STACK_TRACE_HEADER: &str = "x-switchyard-stack-trace";
 /// Largest content piece of a streamed answer, in bytes.
 const STREAM_PIECE_BYTES: usize = 256;
-
-/// A chat request for a chain, after identification, admission and guardrails.
-#[derive(Debug)]
-pub(crate) struct ChainRequest<'a> {
-    pub(crate) state: &'a Arc<AppState>,
-    pub(crate) table: &'a Arc<RoutingTable>,
-    pub(crate) workspace: &'a WorkspaceSnapshot,
-    pub(crate) caller: &'a Caller,
-    pub(crate) headers: &'a HeaderMap,
-    pub(crate) body: Json,
-    pub(crate) info: RequestInfo,
-    /// `NAME` or `NAMESPACE/NAME`.
-    pub(crate) name: String,
-    /// Asked for at `/v1/chains/{name}/chat/completions` (else `model: chain/NAME`).
-    pub(crate) by_path: bool,
-    /// `?stackTrace=true`.
-    pub(crate) stack_trace: bool,
-}
 
 /// Whether a query string or the headers ask for the stack trace (`true`, `True`, `1`).
 pub fn wants_stack_trace(query: Option<&str>, headers: &HeaderMap) -> bool {
@@ -94,6 +75,27 @@ pub fn find<'t>(
         .snapshot
         .task_chain(&format!("{ns}/{bare}"))
         .ok_or_else(not_found)
+}
+
+/// `POST /v1/chat/completions` (and `/v1/chains/{name}/chat/completions`): the proxy pipeline,
+/// which hands a request for a chain to [`serve`] after identification, admission and
+/// guardrails.
+pub async fn chat_completions(
+    state: Arc<AppState>,
+    chain: ChainOptions,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let serve: proxy::ServeChain = |req, tracker| Box::pin(serve(req, tracker));
+    proxy::handle_with(
+        state,
+        Endpoint::ChatCompletions,
+        chain,
+        Some(serve),
+        headers,
+        body,
+    )
+    .await
 }
 
 /// Runs the chain and answers.

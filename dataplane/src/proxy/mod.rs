@@ -18,20 +18,23 @@ use axum::body::{Body, HttpBody as _};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use switchyard_crds::snapshot::WorkspaceSnapshot;
 use switchyard_crds::workspace::GuardrailAction;
 
 pub use scrub::scrub;
+use switchyard_routing::models::CHAIN_MODEL_PREFIX;
 use switchyard_routing::route;
 use switchyard_routing::table::RoutingTable;
-use switchyard_routing::{Dialect, Endpoint};
+use switchyard_routing::{Dialect, Endpoint, RequestInfo};
 pub(crate) use tracker::Tracker;
 
 use crate::classify;
 use crate::errors::{ApiError, ErrorKind};
 use crate::guardrails;
-use crate::identity;
+use crate::identity::{self, Caller};
 use crate::record::Outcome;
 use crate::state::AppState;
 use attempt::Call;
@@ -51,21 +54,56 @@ pub struct ChainOptions {
     pub stack_trace: bool,
 }
 
-/// Handles one request to a generating endpoint.
+/// A chat request for a chain, after identification, admission and guardrails: what the
+/// pipeline hands to the chain engine.
+#[derive(Debug)]
+pub(crate) struct ChainRequest<'a> {
+    pub(crate) state: &'a Arc<AppState>,
+    pub(crate) table: &'a Arc<RoutingTable>,
+    pub(crate) workspace: &'a WorkspaceSnapshot,
+    pub(crate) caller: &'a Caller,
+    pub(crate) headers: &'a HeaderMap,
+    pub(crate) body: Value,
+    pub(crate) info: RequestInfo,
+    /// `NAME` or `NAMESPACE/NAME`.
+    pub(crate) name: String,
+    /// Asked for at `/v1/chains/{name}/chat/completions` (else `model: chain/NAME`).
+    pub(crate) by_path: bool,
+    /// `?stackTrace=true`.
+    pub(crate) stack_trace: bool,
+}
+
+/// The chain engine's entry point (`chain::serve`), given by the caller: the pipeline hands a
+/// chain request over without depending on the engine, which itself calls models through
+/// this module.
+pub(crate) type ServeChain =
+    for<'a> fn(ChainRequest<'a>, &'a mut Tracker) -> BoxFuture<'a, Result<Handled, ApiError>>;
+
+/// Handles one request to a generating endpoint (no TaskChain; chat completions, which may
+/// name one, go through `chain::serve::chat_completions`).
 pub async fn handle(
     state: Arc<AppState>,
     endpoint: Endpoint,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle_with(state, endpoint, ChainOptions::default(), headers, body).await
+    handle_with(
+        state,
+        endpoint,
+        ChainOptions::default(),
+        None,
+        headers,
+        body,
+    )
+    .await
 }
 
-/// [`handle`], with the TaskChain options of the request.
-pub async fn handle_with(
+/// [`handle`], with the TaskChain options of the request and the chain engine serving it.
+pub(crate) async fn handle_with(
     state: Arc<AppState>,
     endpoint: Endpoint,
     chain: ChainOptions,
+    serve_chain: Option<ServeChain>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -83,7 +121,7 @@ pub async fn handle_with(
         &state,
         &table,
         endpoint,
-        &chain,
+        (&chain, serve_chain),
         &headers,
         body,
         &mut tracker,
@@ -188,7 +226,7 @@ async fn pipeline(
     state: &Arc<AppState>,
     table: &Arc<RoutingTable>,
     endpoint: Endpoint,
-    chain: &ChainOptions,
+    (chain, serve_chain): (&ChainOptions, Option<ServeChain>),
     headers: &HeaderMap,
     body: Body,
     tracker: &mut Tracker,
@@ -215,7 +253,7 @@ async fn pipeline(
     {
         o.insert(
             "model".into(),
-            Value::String(format!("{}{name}", crate::chain::MODEL_PREFIX)),
+            Value::String(format!("{CHAIN_MODEL_PREFIX}{name}")),
         );
     }
     let info = classify::classify(endpoint, headers, &body)?;
@@ -233,7 +271,7 @@ async fn pipeline(
     // engine after the same admission and guardrails; its model calls are routed one by one.
     let chain_name = chain.name.clone().or_else(|| {
         (endpoint == Endpoint::ChatCompletions)
-            .then(|| info.model.strip_prefix(crate::chain::MODEL_PREFIX))
+            .then(|| info.model.strip_prefix(CHAIN_MODEL_PREFIX))
             .flatten()
             .map(str::to_owned)
     });
@@ -298,8 +336,14 @@ async fn pipeline(
     }
 
     if let Some(name) = chain_name {
-        return crate::chain::serve::serve(
-            crate::chain::serve::ChainRequest {
+        let Some(serve_chain) = serve_chain else {
+            return Err(ApiError::new(
+                ErrorKind::Internal,
+                "TaskChains are served on /v1/chat/completions only",
+            ));
+        };
+        return serve_chain(
+            ChainRequest {
                 state,
                 table,
                 workspace,
