@@ -1,10 +1,11 @@
 use std::time::{Duration, Instant};
 
 use switchyard_crds::circuits::{CircuitEntry, CircuitReport, CircuitStateName};
-use switchyard_crds::compile::{Inventory, compile};
+use switchyard_crds::compile::{Compiled, Inventory, Kind, compile};
+use switchyard_crds::router_policy::{PolicyState, RouterPolicyStatus};
 
 use super::*;
-use crate::status::PolicyCounters;
+use crate::status::{PolicyCounters, router_policy};
 
 use CircuitStateName::{Closed, HalfOpen, Open};
 
@@ -216,14 +217,18 @@ spec:
   routeTo: {affinityGroupRef: g, model: qwen}
 "#;
 
-fn snapshot() -> Snapshot {
+fn compiled() -> Compiled {
     let mut inv = Inventory::default();
     switchyard_crds::manifest::add_yaml(&mut inv, "set.yaml", SET).unwrap();
     let c = compile(&inv);
     for d in &c.diagnostics {
         assert!(d.ready(), "{d:?}");
     }
-    c.snapshot
+    c
+}
+
+fn snapshot() -> Snapshot {
+    compiled().snapshot
 }
 
 fn policy<'a>(s: &'a Snapshot, key: &str) -> &'a RouterPolicySnapshot {
@@ -383,5 +388,64 @@ fn a_fixed_model_the_target_does_not_declare_shows_the_state_of_its_other_circui
             ("backend/b2:llama", "Closed"),
             ("provider/cheap:small", "Open"),
         ]
+    );
+}
+
+#[test]
+fn circuits_reach_router_policy_status() {
+    let c = compiled();
+    let d = c.diagnostic(Kind::RouterPolicy, "ns", "p").unwrap();
+    let now = ts("2026-01-01T00:00:00Z");
+    let board = CircuitBoard::default();
+    let at = Instant::now();
+    let primary = |state| CircuitReport {
+        snapshot_version: c.snapshot.version.clone(),
+        at: now,
+        ..report("dp-a", vec![entry("ns/p", T, state)])
+    };
+    let status_with = |board: &CircuitBoard, current: Option<&RouterPolicyStatus>| {
+        let mut counters = Counters::default();
+        apply(&mut counters, &c.snapshot, &board.merged(at));
+        router_policy(d, current, true, &counters, now)
+    };
+
+    // Nothing reported: every target is listed Closed, the policy Active.
+    let quiet = status_with(&board, None);
+    assert_eq!(quiet.state, Some(PolicyState::Active));
+    assert_eq!(
+        listed(&quiet.targets),
+        [
+            ("provider/openai:gpt-4o", "Closed"),
+            ("backend/b1:llama", "Closed"),
+            ("backend/b2:llama", "Closed"),
+            ("provider/cheap", "Closed"),
+        ]
+    );
+
+    board.record(primary(Open), at);
+    let s = status_with(&board, Some(&quiet));
+    assert_eq!(s.state, Some(PolicyState::CircuitOpen));
+    assert_eq!(s.targets[0].state, "Open");
+    assert_eq!(
+        status_with(&board, Some(&s)),
+        s,
+        "recomputing changes nothing"
+    );
+
+    board.record(primary(HalfOpen), at);
+    let half = status_with(&board, Some(&s));
+    assert_eq!(half.state, Some(PolicyState::HalfOpen));
+    assert_eq!(half.targets[0].state, "HalfOpen");
+
+    // No circuit view yet (operator warming up): status keeps what it shows.
+    let kept = router_policy(d, Some(&s), true, &Counters::default(), now);
+    assert_eq!((kept.state, &kept.targets), (s.state, &s.targets));
+    // A disabled policy routes nothing: no targets.
+    let mut counters = Counters::default();
+    apply(&mut counters, &c.snapshot, &board.merged(at));
+    let off = router_policy(d, Some(&s), false, &counters, now);
+    assert_eq!(
+        (off.state, off.targets.len()),
+        (Some(PolicyState::Disabled), 0)
     );
 }
