@@ -2,58 +2,13 @@
 //! [`super::fields`] describes it per endpoint), and alert, redact or block according to the
 //! workspace policy.
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use switchyard_crds::workspace::{GuardrailAction, Guardrails};
+use switchyard_crds::workspace::GuardrailAction;
 use switchyard_routing::Endpoint;
 
 use super::fields::{self, Text};
 use super::walk::Walker;
-use super::{Alert, Category, Scanner};
-
-/// What to do per category (a Workspace's `spec.guardrails`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Policy {
-    /// Action for cloud keys, private keys, tokens and passwords.
-    pub secrets: GuardrailAction,
-    /// Action for emails, phone numbers, card numbers and IBANs.
-    pub pii: GuardrailAction,
-}
-
-impl Policy {
-    /// Action for one category.
-    pub fn action(&self, category: Category) -> GuardrailAction {
-        match category {
-            Category::Secrets => self.secrets,
-            Category::Pii => self.pii,
-        }
-    }
-
-    /// Nothing to scan for.
-    pub fn is_off(&self) -> bool {
-        self.secrets == GuardrailAction::Off && self.pii == GuardrailAction::Off
-    }
-}
-
-impl From<&Guardrails> for Policy {
-    fn from(g: &Guardrails) -> Self {
-        Policy {
-            secrets: g.secrets,
-            pii: g.pii,
-        }
-    }
-}
-
-/// Result of [`apply`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Outcome {
-    /// Every finding of a category whose action is not `off`, in body order.
-    pub alerts: Vec<Alert>,
-    /// A category with action `block` found something: refuse the request.
-    pub blocked: bool,
-    /// The body was changed (redaction).
-    pub modified: bool,
-}
+use super::{Outcome, Policy, Scanner};
 
 /// Scans every caller text field of an `endpoint` request body (as [`fields::of`] describes
 /// it) and applies `policy`:
@@ -90,6 +45,7 @@ pub fn apply_fields(
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Alert, Category};
     use super::*;
 
     #[test]

@@ -116,10 +116,13 @@ mod scanner;
 mod validate;
 mod walk;
 
-pub use apply::{Outcome, Policy, apply, apply_fields};
+pub use apply::{apply, apply_fields};
 pub use redact::{SNIPPET_CONTEXT_CHARS, marker, redact, snippet, snippet_masked};
 pub use scanner::Scanner;
 pub use switchyard_crds::record::{Alert, Category};
+
+use serde::{Deserialize, Serialize};
+use switchyard_crds::workspace::{GuardrailAction, Guardrails};
 
 /// One match in a text: `text[start..end]` (byte offsets on char boundaries). Holds no copy of
 /// the matched text, so it is safe to log.
@@ -133,4 +136,48 @@ pub struct Finding {
     pub start: usize,
     /// End byte offset (exclusive).
     pub end: usize,
+}
+
+/// What to do per category (a Workspace's `spec.guardrails`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Policy {
+    /// Action for cloud keys, private keys, tokens and passwords.
+    pub secrets: GuardrailAction,
+    /// Action for emails, phone numbers, card numbers and IBANs.
+    pub pii: GuardrailAction,
+}
+
+impl Policy {
+    /// Action for one category.
+    pub fn action(&self, category: Category) -> GuardrailAction {
+        match category {
+            Category::Secrets => self.secrets,
+            Category::Pii => self.pii,
+        }
+    }
+
+    /// Nothing to scan for.
+    pub fn is_off(&self) -> bool {
+        self.secrets == GuardrailAction::Off && self.pii == GuardrailAction::Off
+    }
+}
+
+impl From<&Guardrails> for Policy {
+    fn from(g: &Guardrails) -> Self {
+        Policy {
+            secrets: g.secrets,
+            pii: g.pii,
+        }
+    }
+}
+
+/// Result of [`apply`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Outcome {
+    /// Every finding of a category whose action is not `off`, in body order.
+    pub alerts: Vec<Alert>,
+    /// A category with action `block` found something: refuse the request.
+    pub blocked: bool,
+    /// The body was changed (redaction).
+    pub modified: bool,
 }

@@ -4,11 +4,10 @@
 use serde_json::{Map, Value};
 use switchyard_crds::workspace::GuardrailAction;
 
-use super::apply::{Outcome, Policy};
 use super::fields::{Members, Text};
 use super::redact::{redact, snippet_masked};
 use super::scanner::{Raw, merge};
-use super::{Alert, Category, Finding, Scanner};
+use super::{Alert, Category, Finding, Outcome, Policy, Scanner};
 
 /// RFC 6901 escaping of one reference token.
 pub(super) fn escape_token(t: &str) -> String {
