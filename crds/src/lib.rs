@@ -53,4 +53,4 @@ pub fn task_chain_range(text: &str) -> Option<(f64, f64)> {
             (lo <= hi).then_some((lo, hi))
         })
 }
-pub mod manifest;
+pub use compile::manifest;

@@ -358,34 +358,6 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::compile::{Inventory, compile};
-
-    fn guardrails_of(yaml: &str) -> (GuardrailAction, GuardrailAction) {
-        let mut inv = Inventory::default();
-        crate::manifest::add_yaml(&mut inv, "ws.yaml", yaml).unwrap();
-        let c = compile(&inv);
-        let w = c
-            .snapshot
-            .workspaces
-            .first()
-            .expect("the workspace compiles");
-        (w.guardrail_secrets, w.guardrail_pii)
-    }
-
-    #[test]
-    fn unquoted_off_and_false_are_off_in_a_manifest() {
-        for off in ["off", "false", "\"off\"", "Off", "OFF"] {
-            let yaml = format!(
-                "apiVersion: switchyard.dev/v1alpha1\nkind: Workspace\nmetadata: {{name: w}}\n\
-                 spec:\n  guardrails:\n    secrets: redact\n    pii: {off}\n"
-            );
-            assert_eq!(
-                guardrails_of(&yaml),
-                (GuardrailAction::Redact, GuardrailAction::Off),
-                "pii: {off}"
-            );
-        }
-    }
 
     #[test]
     fn what_kubectl_sends_for_off_deserializes_as_off() {

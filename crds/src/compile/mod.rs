@@ -7,6 +7,7 @@
 mod chains;
 mod diagnostics;
 mod groups;
+pub mod manifest;
 mod policies;
 mod providers;
 mod selector;

@@ -5,9 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proptest::prelude::*;
 
+use super::manifest::add_yaml;
 use super::*;
 use crate::common::TargetRef;
-use crate::manifest::add_yaml;
 use crate::snapshot::{TargetKind, TargetSnapshot};
 use crate::task_chain::TaskChainSpec;
 
@@ -1589,5 +1589,27 @@ proptest! {
             m
         });
         prop_assert!(keys.values().all(|n| *n == 1), "a client key is bound twice");
+    }
+}
+
+#[test]
+fn unquoted_off_and_false_are_off_in_a_workspace_manifest() {
+    use crate::workspace::GuardrailAction;
+    for off in ["off", "false", "\"off\"", "Off", "OFF"] {
+        let yaml = format!(
+            "apiVersion: switchyard.dev/v1alpha1\nkind: Workspace\nmetadata: {{name: w}}\n\
+             spec:\n  guardrails:\n    secrets: redact\n    pii: {off}\n"
+        );
+        let c = compile(&inv(&yaml));
+        let w = c
+            .snapshot
+            .workspaces
+            .first()
+            .expect("the workspace compiles");
+        assert_eq!(
+            (w.guardrail_secrets, w.guardrail_pii),
+            (GuardrailAction::Redact, GuardrailAction::Off),
+            "pii: {off}"
+        );
     }
 }

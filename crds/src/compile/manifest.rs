@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{Secret, Service};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::compile::{DEFAULT_NAMESPACE, Inventory, ServiceInfo};
+use super::{DEFAULT_NAMESPACE, Inventory, ServiceInfo};
 use crate::snapshot::SecretValue;
 
 /// Why a manifest could not be read. Names the source and the document; never includes
