@@ -151,6 +151,7 @@
 //! recording can be switched off ([`MockConfig::record`], `--no-record`) for benchmarks.
 //! Connections are HTTP/1.1.
 
+mod answer;
 mod anthropic;
 mod behavior;
 mod control;

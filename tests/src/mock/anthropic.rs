@@ -5,8 +5,8 @@ use axum::http::Response;
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
 
+use super::answer::{Ctx, Dialect, anthropic_error_body};
 use super::reply::{self, ReplyRequest, esc};
-use super::server::{Ctx, Dialect, anthropic_error_body};
 use super::stream::Frames;
 
 const SSE: &str = "text/event-stream; charset=utf-8";

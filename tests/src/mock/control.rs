@@ -4,8 +4,8 @@ use axum::body::Body;
 use axum::http::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
+use super::answer::{Dialect, json_response, response};
 use super::behavior::ScriptRule;
-use super::server::{Dialect, json_response, response};
 use super::{State, lock};
 
 fn no_content() -> Response<Body> {

@@ -5,8 +5,8 @@ use axum::http::Response;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use super::answer::{Ctx, Dialect};
 use super::reply::{self, ReplyRequest};
-use super::server::{Ctx, Dialect};
 use super::stream::Frames;
 
 const NDJSON: &str = "application/x-ndjson";

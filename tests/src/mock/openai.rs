@@ -5,8 +5,8 @@ use axum::http::Response;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use super::answer::{Ctx, Dialect, openai_error_body, unix_now};
 use super::reply::{self, Reply, ReplyRequest, esc};
-use super::server::{Ctx, Dialect, openai_error_body, unix_now};
 use super::stream::Frames;
 
 const SSE: &str = "text/event-stream; charset=utf-8";
