@@ -27,6 +27,7 @@ pub mod sse;
 pub mod state;
 pub mod translate;
 pub mod upstream;
+pub mod upstream_failure;
 pub mod usage;
 
 use std::sync::Arc;

@@ -11,6 +11,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::upstream_failure::UpstreamFailure;
+
 /// Labels of request metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -58,8 +60,8 @@ pub struct AlertLabels {
 pub struct UpstreamErrorLabels {
     /// Provider or backend key.
     pub gen_ai_provider_name: String,
-    /// `connect`, `timeout`, `status_4xx`, `status_5xx`, `stream_cut`, `error_event`.
-    pub kind: String,
+    /// Why the call failed (the closed set of [`UpstreamFailure`] labels).
+    pub kind: UpstreamFailure,
 }
 
 /// Labels of circuit-breaker metrics.
@@ -301,6 +303,16 @@ impl Metrics {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(labels);
+    }
+
+    /// Counts a failed call to the upstream `provider` (a provider or backend key).
+    pub fn upstream_failed(&self, provider: &str, failure: UpstreamFailure) {
+        self.upstream_errors
+            .get_or_create(&UpstreamErrorLabels {
+                gen_ai_provider_name: provider.to_owned(),
+                kind: failure,
+            })
+            .inc();
     }
 
     /// Counts a refusal the gateway made itself.

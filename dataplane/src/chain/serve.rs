@@ -25,8 +25,8 @@ use super::run::{self, Trace};
 use super::{ChatHistory, TaskError, Value};
 use crate::errors::{ApiError, ErrorKind};
 use crate::proxy::internal::{self, Destination, Origin};
-use crate::proxy::{self, ChainOptions, ChainRequest, Handled, Tracker};
-use crate::record::{Cost, Outcome};
+use crate::proxy::{self, ChainOptions, ChainRequest, Handled, Summary, Tracker};
+use crate::record::Cost;
 use crate::state::AppState;
 use crate::usage::Usage;
 
@@ -105,13 +105,11 @@ pub(crate) async fn serve(
 ) -> Result<Handled, ApiError> {
     let chain = find(req.table, req.workspace, &req.name)?;
     let name = switchyard_routing::table::name_of(&chain.key).to_owned();
-    tracker.rec.chain = Some(chain.key.clone());
-    tracker.rec.model_requested = format!("{}{name}", super::MODEL_PREFIX);
-    tracker.usage_counted_elsewhere = true;
-    tracker.route_header = Some(format!("chain={}", chain.key));
-    if req.by_path {
-        tracker.rec.endpoint = "/v1/chains/{name}/chat/completions".into();
-    }
+    tracker.chain_run(
+        &chain.key,
+        format!("{}{name}", super::MODEL_PREFIX),
+        req.by_path,
+    );
     let messages = req
         .body
         .get("messages")
@@ -133,8 +131,8 @@ pub(crate) async fn serve(
         .and_then(Json::as_bool)
         .unwrap_or(false);
     let stack_trace = req.stack_trace || wants_stack_trace(None, req.headers);
-    let run_id = tracker.rec.id;
-    let request_id = tracker.rec.request_id.clone();
+    let run_id = tracker.id();
+    let request_id = tracker.request_id().to_owned();
     let cx = Context::new(chain, run_id.to_string(), client_tools, tool_choice);
     let live = Live {
         origin: Origin {
@@ -157,22 +155,30 @@ pub(crate) async fn serve(
         .run
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let usage = tracker.rec.usage;
+    let usage = tracker.usage();
     match result {
         Ok(done) => {
             let mut answer = completion(&cx, done.output, usage);
             if stack_trace {
                 answer["stackTrace"] = trace_json(&done.trace);
             }
-            tracker.rec.finish_reason = answer
-                .pointer("/choices/0/finish_reason")
-                .and_then(Json::as_str)
-                .map(str::to_owned);
+            let summary = Summary {
+                usage: Some(usage),
+                finish_reason: answer
+                    .pointer("/choices/0/finish_reason")
+                    .and_then(Json::as_str)
+                    .map(str::to_owned),
+                tools: Vec::new(),
+            };
             if req.info.stream {
-                return Ok(Handled::Stream(stream(answer, usage, wants_usage, tracker)));
+                return Ok(Handled::Stream(stream(
+                    answer,
+                    summary,
+                    wants_usage,
+                    tracker,
+                )));
             }
-            tracker.mark_first_token();
-            tracker.finish(200, Outcome::Success, None, Some(usage));
+            tracker.answered(summary);
             let mut resp = (StatusCode::OK, answer.to_string()).into_response();
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -183,17 +189,7 @@ pub(crate) async fn serve(
         Err(failed) => {
             let e = failed.api_error();
             tracing::info!(chain = %chain.key, task = %failed.task, error = %e.message, "chain run failed");
-            let outcome = match e.kind {
-                ErrorKind::Internal => Outcome::GatewayError,
-                ErrorKind::InvalidRequest => Outcome::Rejected,
-                _ => Outcome::UpstreamError,
-            };
-            tracker.finish(
-                e.kind.status().as_u16(),
-                outcome,
-                Some(e.message.clone()),
-                Some(usage),
-            );
+            tracker.run_failed(&e);
             let mut body = e.body(Dialect::OpenAi);
             if stack_trace {
                 body["stackTrace"] = trace_json(&failed.trace);
@@ -236,19 +232,18 @@ fn completion(cx: &Context<'_>, output: Value, usage: Usage) -> Json {
 }
 
 /// The answer as an OpenAI chunk stream (`data: …` frames, `data: [DONE]`).
-fn stream(answer: Json, usage: Usage, wants_usage: bool, tracker: &mut Tracker) -> Response {
-    let frames = chunks(&answer, usage, wants_usage);
+fn stream(answer: Json, summary: Summary, wants_usage: bool, tracker: &mut Tracker) -> Response {
+    let frames = chunks(&answer, summary.usage.unwrap_or_default(), wants_usage);
     let mut tracker = tracker.take();
     let route = tracker
-        .route_header
-        .as_deref()
+        .route_header()
         .and_then(|r| HeaderValue::from_str(r).ok());
     let body = async_stream::stream! {
         for f in frames {
             tracker.mark_first_token();
             yield Ok::<Bytes, std::io::Error>(f);
         }
-        tracker.finish(200, Outcome::Success, None, Some(usage));
+        tracker.stream_ended(summary, 0, None);
     };
     let mut resp = Response::new(Body::from_stream(body));
     let h = resp.headers_mut();
@@ -357,13 +352,7 @@ impl Live<'_, '_> {
             .run
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let u = &mut run.rec.usage;
-        u.input_tokens += usage.input_tokens;
-        u.output_tokens += usage.output_tokens;
-        u.cache_read_input_tokens += usage.cache_read_input_tokens;
-        u.cache_write_input_tokens += usage.cache_write_input_tokens;
-        run.rec.cost.input += cost.input;
-        run.rec.cost.output += cost.output;
+        run.run_spent(usage, cost);
     }
 
     async fn internal(

@@ -1,51 +1,35 @@
 //! One upstream call: build the request in the upstream's dialect, send it, and turn the answer
 //! into a response for the caller (relayed as a stream, or translated whole) or a [`Failed`]
 //! saying whether another attempt may fix it. The call's [`CallGuard`] (breaker permit, backend
-//! slot) is finished here with what the call taught about the target.
+//! slot) is finished here with what the call taught about the target: what an
+//! [`UpstreamFailure`] means for the breaker, a retry and the next target is decided by it.
+//!
+//! The steps of [`attempt`]: [`Try::request`] (egress check, body, headers), [`Try::send`] (to
+//! the answer's head), [`Try::refused`] (a non-2xx answer), then [`Try::relay_stream`] or
+//! [`Try::relay_whole`].
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use switchyard_routing::balance::InFlight;
-use switchyard_routing::{Dialect, Endpoint, RequestInfo};
+use switchyard_routing::{Dialect, Endpoint};
 
 use super::answer::{self, Fault};
+use super::call::{Call, CallGuard};
 use super::scrub::{Scrubber, error_chain};
 use super::stream::{Ending, UpstreamEvents};
 use super::tracker::Tracker;
 use super::{Handled, REQUEST_ID_HEADER};
-use crate::breaker::{CallOutcome, Permit};
+use crate::breaker::CallOutcome;
 use crate::classify;
 use crate::errors::{ApiError, ErrorKind};
-use crate::identity::Caller;
 use crate::limits::BufferPermit;
-use crate::limits::ConcurrencyPermit;
-use crate::record::{Attempt, Outcome};
-use crate::state::AppState;
 use crate::translate;
 use crate::upstream::{ANTHROPIC_VERSION, Timeouts, Upstream};
-
-/// What an upstream call holds while it runs. Finished with the call's outcome; dropped
-/// unfinished (the caller went away, the gateway refused), the breaker ignores the call.
-pub(crate) struct CallGuard {
-    pub(crate) permit: Permit,
-    /// The backend slot, held (not read) until the call ends.
-    pub(crate) _slot: ConcurrencyPermit,
-    /// The balancer's count of outstanding calls, held until the call ends.
-    pub(crate) _in_flight: Option<InFlight>,
-}
-
-impl CallGuard {
-    /// Reports the call to the target's breaker and frees the backend slot.
-    pub(crate) fn finish(self, outcome: CallOutcome, latency: Duration) {
-        self.permit.finish(outcome, latency, Instant::now());
-    }
-}
+use crate::upstream_failure::UpstreamFailure;
 
 /// A failed attempt.
 pub(crate) struct Failed {
@@ -53,7 +37,7 @@ pub(crate) struct Failed {
     /// Another target (or a retry) may succeed: connect error, timeout, 429, 5xx, all before
     /// anything reached the caller. `false`: answer the caller with `error`.
     pub(crate) next: bool,
-    /// Worth retrying on the same target (see [`crate::retry::retryable`]).
+    /// Worth retrying on the same target (see [`UpstreamFailure::retryable`]).
     pub(crate) retryable: bool,
     /// The upstream's `Retry-After`.
     pub(crate) retry_after: Option<Duration>,
@@ -79,26 +63,18 @@ impl Failed {
     }
 }
 
-/// Whether an upstream status says something about the target's transient health (counted by
-/// its breaker): 5xx, 429 and 408. Other 4xx are about the request (400) or the configuration
-/// (401/403: a wrong key); a cooldown fixes neither, and the caller is better served by the
-/// upstream's own message than by `circuit_open`.
-fn counts_against_target(status: StatusCode) -> bool {
-    status.is_server_error()
-        || matches!(
-            status,
-            StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT
-        )
-}
-
-/// Everything one attempt needs besides the upstream.
-pub(crate) struct Call<'a> {
-    pub(crate) state: &'a Arc<AppState>,
-    pub(crate) endpoint: Endpoint,
-    pub(crate) headers: &'a HeaderMap,
-    pub(crate) body: &'a Value,
-    pub(crate) info: &'a RequestInfo,
-    pub(crate) caller: &'a Caller,
+/// How a call failed at the upstream, before anything reached the caller.
+struct UpstreamFailed {
+    failure: UpstreamFailure,
+    /// The answer's status, when one came.
+    status: Option<StatusCode>,
+    /// The status the attempt's record gives.
+    recorded_status: Option<u16>,
+    /// What the attempt's record says.
+    recorded_error: String,
+    /// What the caller is told (when no other attempt serves the request).
+    error: ApiError,
+    retry_after: Option<Duration>,
 }
 
 /// Makes one call to `up`. `deadline` bounds the whole request (all attempts).
@@ -110,259 +86,382 @@ pub(crate) async fn attempt(
     guard: CallGuard,
     tracker: &mut Tracker,
 ) -> Result<Handled, Failed> {
-    let Call {
-        state,
-        endpoint,
-        headers,
-        body,
-        info,
-        caller,
-    } = *call;
-    let dialect = endpoint.dialect();
-    let started = Instant::now();
-    let record_attempt = |tracker: &mut Tracker, status: Option<u16>, error: Option<String>| {
-        tracker.rec.attempts.push(Attempt {
-            target: up.target_label.clone(),
-            backend: up.backend.clone(),
-            model: up.model.clone(),
-            status,
-            error,
-            latency_ms: started.elapsed().as_millis() as u64,
-        });
+    let at = Try {
+        call,
+        up,
+        timeouts,
+        deadline,
+        started: Instant::now(),
     };
-    let url = up.url(endpoint).map_err(Failed::final_)?;
-    // Egress policy before any traffic (IP-literal hosts never reach the client's resolver).
-    // A refusal is the gateway's own: the guard is dropped, so the breaker does not count it.
-    // The URL is parsed once, here, and handed to the client as parsed.
-    let url = match reqwest::Url::parse(&url)
-        .map_err(|e| e.to_string())
-        .and_then(|u| {
-            state
-                .settings
-                .egress
-                .check_url(&u)
-                .map(|()| u)
-                .map_err(|e| e.to_string())
-        }) {
-        Ok(u) => u,
-        Err(e) => {
-            record_attempt(tracker, None, Some(e.clone()));
-            return Err(Failed::try_next(ApiError::new(
-                ErrorKind::Upstream,
-                format!("{}: {e}", up.name),
-            )));
-        }
+    let (req, scrubber, caller_wants_usage) = at.request(tracker)?;
+    let resp = match at.send(req, &scrubber).await {
+        Ok(resp) => resp,
+        Err(f) => return Err(at.failed(tracker, guard, at.started.elapsed(), f)),
     };
-    let (upstream_body, caller_wants_usage) =
-        upstream_body(body, dialect, up, info.stream).map_err(Failed::final_)?;
-    let auth = up
-        .auth_headers(caller.passthrough.as_deref())
-        .map_err(Failed::final_)?;
-    let scrubber = Scrubber::for_attempt(up, caller, headers);
-
-    let mut req = state
-        .client
-        .get(timeouts.connect)
-        .post(url)
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(
-            header::ACCEPT,
-            if info.stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            },
-        )
-        .header(REQUEST_ID_HEADER, &tracker.rec.request_id)
-        .body(serde_json::to_vec(&upstream_body).unwrap_or_default());
-    drop(upstream_body);
-    for (name, value) in auth {
-        req = req.header(name, value);
+    let ttfb = at.started.elapsed();
+    tracker.upstream_responded();
+    if !resp.status().is_success() {
+        let f = at.refused(resp, &scrubber).await;
+        return Err(at.failed(tracker, guard, ttfb, f));
     }
-    if up.dialect == Dialect::Anthropic {
-        let version = headers
-            .get("anthropic-version")
-            .filter(|_| dialect == Dialect::Anthropic);
-        req = req.header(
-            "anthropic-version",
-            version
-                .cloned()
-                .unwrap_or(HeaderValue::from_static(ANTHROPIC_VERSION)),
-        );
-        if dialect == Dialect::Anthropic
-            && let Some(beta) = headers.get("anthropic-beta")
-        {
-            req = req.header("anthropic-beta", beta.clone());
+    tracker.served_by(up);
+    if call.info.stream {
+        at.relay_stream(resp, scrubber, caller_wants_usage, guard, ttfb, tracker)
+            .await
+    } else {
+        at.relay_whole(resp, scrubber, guard, tracker).await
+    }
+}
+
+/// One attempt under way: the call, its upstream, its time limits and when it started.
+struct Try<'c, 'a> {
+    call: &'c Call<'a>,
+    up: &'c Upstream,
+    timeouts: Timeouts,
+    deadline: tokio::time::Instant,
+    started: Instant,
+}
+
+impl Try<'_, '_> {
+    /// The request to the upstream, the attempt's scrubber, and whether the caller asked for
+    /// the usage chunk. Egress policy before any traffic (IP-literal hosts never reach the
+    /// client's resolver). A refusal is the gateway's own: the guard is dropped, so the breaker
+    /// does not count it.
+    fn request(
+        &self,
+        tracker: &mut Tracker,
+    ) -> Result<(reqwest::RequestBuilder, Scrubber, bool), Failed> {
+        let Call {
+            state,
+            endpoint,
+            headers,
+            body,
+            info,
+            caller,
+        } = *self.call;
+        let up = self.up;
+        let url = up.url(endpoint).map_err(Failed::final_)?;
+        let url = match self.checked_url(&url) {
+            Ok(u) => u,
+            Err(e) => {
+                tracker.attempt_failed(up, None, e.clone(), self.started.elapsed());
+                return Err(Failed::try_next(ApiError::new(
+                    ErrorKind::Upstream,
+                    format!("{}: {e}", up.name),
+                )));
+            }
+        };
+        let (upstream_body, caller_wants_usage) =
+            upstream_body(body, endpoint.dialect(), up, info.stream).map_err(Failed::final_)?;
+        let auth = up
+            .auth_headers(caller.passthrough.as_deref())
+            .map_err(Failed::final_)?;
+        let scrubber = Scrubber::for_attempt(up, caller, headers);
+        let mut req = state
+            .client
+            .get(self.timeouts.connect)
+            .post(url)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(
+                header::ACCEPT,
+                if info.stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                },
+            )
+            .header(REQUEST_ID_HEADER, tracker.request_id())
+            .body(serde_json::to_vec(&upstream_body).unwrap_or_default());
+        drop(upstream_body);
+        for (name, value) in auth {
+            req = req.header(name, value);
         }
-    }
-    for h in &up.headers {
-        req = req.header(h.name.as_str(), h.value.expose());
+        Ok((self.with_headers(req), scrubber, caller_wants_usage))
     }
 
-    let first_byte = timeouts
-        .first_byte
-        .min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-    let sent = tokio::time::timeout(first_byte, req.send()).await;
-    let resp = match sent {
-        Err(_) => {
-            record_attempt(
-                tracker,
-                None,
-                Some(format!("no response within {} ms", first_byte.as_millis())),
+    /// The upstream's URL, checked against the egress policy. The URL is parsed once, here,
+    /// and handed to the client as parsed.
+    fn checked_url(&self, url: &str) -> Result<reqwest::Url, String> {
+        reqwest::Url::parse(url)
+            .map_err(|e| e.to_string())
+            .and_then(|u| {
+                self.call
+                    .state
+                    .settings
+                    .egress
+                    .check_url(&u)
+                    .map(|()| u)
+                    .map_err(|e| e.to_string())
+            })
+    }
+
+    /// The Anthropic version and beta headers, and the upstream's own headers.
+    fn with_headers(&self, mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let (up, headers) = (self.up, self.call.headers);
+        let dialect = self.call.endpoint.dialect();
+        if up.dialect == Dialect::Anthropic {
+            let version = headers
+                .get("anthropic-version")
+                .filter(|_| dialect == Dialect::Anthropic);
+            req = req.header(
+                "anthropic-version",
+                version
+                    .cloned()
+                    .unwrap_or(HeaderValue::from_static(ANTHROPIC_VERSION)),
             );
-            upstream_error_metric(state, up, "timeout");
-            guard.finish(CallOutcome::Failure, started.elapsed());
-            return Err(Failed {
+            if dialect == Dialect::Anthropic
+                && let Some(beta) = headers.get("anthropic-beta")
+            {
+                req = req.header("anthropic-beta", beta.clone());
+            }
+        }
+        for h in &up.headers {
+            req = req.header(h.name.as_str(), h.value.expose());
+        }
+        req
+    }
+
+    /// Sends the request and waits for the answer's head (within the first-byte timeout and
+    /// the request's deadline). Nothing came back on failure (refused, reset, TLS failure):
+    /// safe to try again, nothing of an answer was produced.
+    async fn send(
+        &self,
+        req: reqwest::RequestBuilder,
+        scrubber: &Scrubber,
+    ) -> Result<reqwest::Response, UpstreamFailed> {
+        let name = &self.up.name;
+        let first_byte = self.timeouts.first_byte.min(
+            self.deadline
+                .saturating_duration_since(tokio::time::Instant::now()),
+        );
+        match tokio::time::timeout(first_byte, req.send()).await {
+            Ok(Ok(resp)) => Ok(resp),
+            Err(_) => Err(UpstreamFailed {
+                failure: UpstreamFailure::Timeout,
+                status: None,
+                recorded_status: None,
+                recorded_error: format!("no response within {} ms", first_byte.as_millis()),
                 error: ApiError::new(
                     ErrorKind::Timeout,
-                    format!(
-                        "{} did not answer within {} ms",
-                        up.name,
-                        first_byte.as_millis()
-                    ),
+                    format!("{name} did not answer within {} ms", first_byte.as_millis()),
                 ),
-                next: true,
-                retryable: true,
                 retry_after: None,
-            });
+            }),
+            Ok(Err(e)) => {
+                let (failure, what) = if e.is_connect() {
+                    (UpstreamFailure::Connect, "connect")
+                } else {
+                    (UpstreamFailure::Request, "request")
+                };
+                let msg = scrubber.error_text(&format!("{what} error: {}", error_chain(&e)));
+                Err(UpstreamFailed {
+                    failure,
+                    status: None,
+                    recorded_status: None,
+                    error: ApiError::new(ErrorKind::Upstream, format!("{name}: {msg}")),
+                    recorded_error: msg,
+                    retry_after: None,
+                })
+            }
         }
-        Ok(Err(e)) => {
-            // Nothing came back (refused, reset, TLS failure): safe to try again, nothing of
-            // an answer was produced.
-            let what = if e.is_connect() { "connect" } else { "request" };
-            let msg = scrubber.error_text(&format!("{what} error: {}", error_chain(&e)));
-            record_attempt(tracker, None, Some(msg.clone()));
-            upstream_error_metric(state, up, what);
-            guard.finish(CallOutcome::Failure, started.elapsed());
-            return Err(Failed {
-                error: ApiError::new(ErrorKind::Upstream, format!("{}: {msg}", up.name)),
-                next: true,
-                retryable: true,
-                retry_after: None,
-            });
-        }
-        Ok(Ok(r)) => r,
-    };
-    let ttfb = started.elapsed();
-    tracker.upstream_answered = true;
-    let status = resp.status();
-    if !status.is_success() {
+    }
+
+    /// A non-2xx answer: its (bounded) error body read for the message, its `Retry-After`.
+    async fn refused(&self, resp: reqwest::Response, scrubber: &Scrubber) -> UpstreamFailed {
+        let status = resp.status();
         let retry_after = resp
             .headers()
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| crate::retry::parse_retry_after(v, SystemTime::now()));
-        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let bytes = read_error_body(resp, 1 << 20, timeouts.idle.min(remaining))
+        let remaining = self
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        let bytes = read_error_body(resp, 1 << 20, self.timeouts.idle.min(remaining))
             .await
             .unwrap_or_default();
         let message = scrubber.error_text(&upstream_error_message(&bytes));
-        record_attempt(tracker, Some(status.as_u16()), Some(message.clone()));
-        upstream_error_metric(
-            state,
-            up,
-            if status.is_server_error() {
-                "status_5xx"
-            } else {
-                "status_4xx"
-            },
-        );
-        let outcome = if counts_against_target(status) {
-            CallOutcome::Failure
-        } else {
-            CallOutcome::Ignored
-        };
-        guard.finish(outcome, ttfb);
-        let mut e = ApiError::new(
+        let mut error = ApiError::new(
             kind_for_status(status),
             format!(
                 "upstream {} answered {}: {message}",
-                up.name,
+                self.up.name,
                 status.as_u16()
             ),
         );
         if let Some(ra) = retry_after {
             // Rounded up: never tell the caller to come back before the upstream said.
-            e = e.retry_after(ra.as_secs() + u64::from(ra.subsec_nanos() > 0));
+            error = error.retry_after(ra.as_secs() + u64::from(ra.subsec_nanos() > 0));
         }
-        let next = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-        return Err(Failed {
-            error: e,
-            next,
-            retryable: crate::retry::retryable(Some(status.as_u16()), false, false),
+        UpstreamFailed {
+            failure: UpstreamFailure::of_status(status),
+            status: Some(status),
+            recorded_status: Some(status.as_u16()),
+            recorded_error: message,
+            error,
             retry_after,
-        });
+        }
     }
-    tracker.served_by(up);
 
-    if info.stream {
+    /// The attempt failed at the upstream: recorded, counted, and reported to the target's
+    /// breaker (as slow as `latency`); the failure decides what the breaker learns, whether
+    /// the target is retried and whether another target is tried.
+    fn failed(
+        &self,
+        tracker: &mut Tracker,
+        guard: CallGuard,
+        latency: Duration,
+        f: UpstreamFailed,
+    ) -> Failed {
+        tracker.attempt_failed(
+            self.up,
+            f.recorded_status,
+            f.recorded_error,
+            self.started.elapsed(),
+        );
+        self.call
+            .state
+            .metrics
+            .upstream_failed(&self.up.name, f.failure);
+        guard.finish(f.failure.breaker_outcome(f.status), latency);
+        Failed {
+            error: f.error,
+            next: f.failure.next_target(f.status),
+            retryable: f.failure.retryable(f.status),
+            retry_after: f.retry_after,
+        }
+    }
+
+    /// A 2xx stream: read until its answer started, then relayed to the caller; ended badly
+    /// before the caller's response started, the attempt failed as a whole.
+    async fn relay_stream(
+        &self,
+        resp: reqwest::Response,
+        scrubber: Scrubber,
+        caller_wants_usage: bool,
+        guard: CallGuard,
+        ttfb: Duration,
+        tracker: &mut Tracker,
+    ) -> Result<Handled, Failed> {
+        let status = resp.status();
+        let dialect = self.call.endpoint.dialect();
         let mut events = UpstreamEvents::new(
             resp,
             dialect,
-            up,
+            self.up,
             caller_wants_usage,
             scrubber,
-            timeouts,
-            deadline,
+            self.timeouts,
+            self.deadline,
         );
         let (first, ending) = events.prefetch().await;
-        // Ended badly before the caller's response started: the attempt failed as a whole.
-        let failure = match ending {
-            Some(Ending::ErrorEvent(message)) => AnswerFailure::Error(message, "error_event"),
-            Some(Ending::Broken(message, "timeout")) => AnswerFailure::Timeout(message),
-            Some(Ending::Broken(message, kind)) => AnswerFailure::Broken(message, kind),
-            ending => {
-                record_attempt(tracker, Some(status.as_u16()), None);
-                return Ok(Handled::Stream(super::stream::stream_response(
-                    state, events, first, ending, dialect, guard, ttfb, tracker,
-                )));
+        match ending.as_ref().and_then(Ending::failure) {
+            Some((failure, message)) => Err(self.answer_failed(tracker, guard, failure, message)),
+            None => {
+                tracker.attempt_succeeded(self.up, status.as_u16(), self.started.elapsed());
+                Ok(Handled::Stream(super::stream::stream_response(
+                    self.call.state,
+                    events,
+                    first,
+                    ending,
+                    dialect,
+                    guard,
+                    ttfb,
+                    tracker,
+                )))
+            }
+        }
+    }
+
+    /// A 2xx answer read whole, checked and translated, and given to the caller.
+    async fn relay_whole(
+        &self,
+        resp: reqwest::Response,
+        scrubber: Scrubber,
+        guard: CallGuard,
+        tracker: &mut Tracker,
+    ) -> Result<Handled, Failed> {
+        let (state, up) = (self.call.state, self.up);
+        let status = resp.status();
+        let read = read_answer(
+            state,
+            &up.name,
+            resp,
+            self.timeouts,
+            self.deadline,
+            &scrubber,
+        )
+        .await;
+        let answer = read.and_then(|(bytes, permit)| {
+            relayable(
+                self.call.endpoint,
+                self.call.endpoint.dialect(),
+                up,
+                bytes,
+                &scrubber,
+            )
+            .map(|(out, s)| (out, s, permit))
+        });
+        let (out, summary, permit) = match answer {
+            Ok(answer) => answer,
+            Err(AnswerFailure::BufferFull(full)) => {
+                // The gateway's own refusal: the guard is dropped, the breaker does not count it.
+                drop(guard);
+                tracker.attempt_failed(
+                    up,
+                    Some(status.as_u16()),
+                    full.to_string(),
+                    self.started.elapsed(),
+                );
+                state.metrics.refused("answer_buffer_full");
+                return Err(Failed::final_(
+                    ApiError::new(ErrorKind::Unavailable, full.to_string())
+                        .code("answer_buffer_full")
+                        .retry_after(1),
+                ));
+            }
+            Err(AnswerFailure::Upstream(failure, message)) => {
+                return Err(self.answer_failed(tracker, guard, failure, message));
             }
         };
-        return Err(answer_failed(
-            state,
-            up,
-            guard,
-            started,
-            (tracker, &record_attempt),
-            failure,
-        ));
+        // A non-streamed call is as slow as its whole answer.
+        guard.finish(CallOutcome::Success, self.started.elapsed());
+        tracker.attempt_succeeded(up, status.as_u16(), self.started.elapsed());
+        tracker.answered(summary);
+        Ok(Handled::Done(buffered_response(out, permit)))
     }
-    let read = read_answer(state, &up.name, resp, timeouts, deadline, &scrubber).await;
-    let answer = read.and_then(|(bytes, permit)| {
-        relayable(endpoint, dialect, up, bytes, &scrubber).map(|(out, s)| (out, s, permit))
-    });
-    let (out, summary, permit) = match answer {
-        Ok(answer) => answer,
-        Err(AnswerFailure::BufferFull(full)) => {
-            // The gateway's own refusal: the guard is dropped, the breaker does not count it.
-            drop(guard);
-            record_attempt(tracker, Some(status.as_u16()), Some(full.to_string()));
-            state.metrics.refused("answer_buffer_full");
-            return Err(Failed::final_(
-                ApiError::new(ErrorKind::Unavailable, full.to_string())
-                    .code("answer_buffer_full")
-                    .retry_after(1),
-            ));
-        }
-        Err(failure) => {
-            return Err(answer_failed(
-                state,
-                up,
-                guard,
-                started,
-                (tracker, &record_attempt),
-                failure,
-            ));
-        }
-    };
-    // A non-streamed call is as slow as its whole answer.
-    guard.finish(CallOutcome::Success, started.elapsed());
-    record_attempt(tracker, Some(status.as_u16()), None);
-    tracker.rec.finish_reason = summary.finish_reason;
-    tracker.rec.tool_usages = summary.tools;
-    tracker.mark_first_token();
-    tracker.finish(200, Outcome::Success, None, summary.usage);
-    Ok(Handled::Done(buffered_response(out, permit)))
+
+    /// An answer that failed after its 2xx head: an upstream failure like a 5xx (counted by the
+    /// breaker; the next target may serve the request, since nothing reached the caller). It
+    /// is not retried on the same target when the upstream said it was an error.
+    fn answer_failed(
+        &self,
+        tracker: &mut Tracker,
+        guard: CallGuard,
+        failure: UpstreamFailure,
+        message: String,
+    ) -> Failed {
+        let error = match failure {
+            UpstreamFailure::Timeout => ApiError::new(ErrorKind::Timeout, message),
+            f if f.is_upstream_error() => ApiError::new(
+                ErrorKind::Upstream,
+                format!(
+                    "upstream {} answered with an error: {message}",
+                    self.up.name
+                ),
+            ),
+            _ => ApiError::new(ErrorKind::Upstream, message),
+        };
+        let f = UpstreamFailed {
+            failure,
+            status: None,
+            recorded_status: Some(200),
+            recorded_error: error.message.clone(),
+            error,
+            retry_after: None,
+        };
+        self.failed(tracker, guard, self.started.elapsed(), f)
+    }
 }
 
 /// A non-streamed answer as the caller gets it (checked, translated when the dialects
@@ -375,17 +474,17 @@ fn relayable(
     scrubber: &Scrubber,
 ) -> Result<(Bytes, answer::Summary), AnswerFailure> {
     let invalid = |why: String| {
-        AnswerFailure::Broken(
+        AnswerFailure::Upstream(
+            UpstreamFailure::InvalidAnswer,
             format!("{} sent an invalid answer: {why}", up.name),
-            "invalid_answer",
         )
     };
     let summary = match answer::check(endpoint, up.dialect, &bytes) {
         Ok(s) => s,
         Err(Fault::ErrorBody(message)) => {
-            return Err(AnswerFailure::Error(
+            return Err(AnswerFailure::Upstream(
+                UpstreamFailure::ErrorBody,
                 scrubber.error_text(&message),
-                "error_body",
             ));
         }
         Err(Fault::Invalid(why)) => return Err(invalid(why)),
@@ -404,61 +503,17 @@ fn relayable(
 
 /// Why an answer that came with a 2xx head failed, before anything reached the caller.
 enum AnswerFailure {
-    /// The idle or total timeout passed while it was read.
-    Timeout(String),
-    /// Cut, over-long, or not an answer of the dialect (message, metric kind).
-    Broken(String, &'static str),
-    /// An error body or error event (its scrubbed message, metric kind).
-    Error(String, &'static str),
+    /// Timed out, cut, over-long, not an answer of the dialect, or an error body (its
+    /// scrubbed message).
+    Upstream(UpstreamFailure, String),
     /// The gateway had no room to buffer it.
     BufferFull(crate::limits::BufferFull),
-}
-
-type RecordAttempt<'a> = dyn Fn(&mut Tracker, Option<u16>, Option<String>) + 'a;
-
-/// An answer that failed after its 2xx head: an upstream failure like a 5xx (counted by the
-/// breaker; the next target may serve the request, since nothing reached the caller). It is
-/// not retried on the same target when the upstream said it was an error.
-fn answer_failed(
-    state: &AppState,
-    up: &Upstream,
-    guard: CallGuard,
-    started: Instant,
-    (tracker, record_attempt): (&mut Tracker, &RecordAttempt<'_>),
-    failure: AnswerFailure,
-) -> Failed {
-    guard.finish(CallOutcome::Failure, started.elapsed());
-    let (error, kind, retryable) = match failure {
-        AnswerFailure::Timeout(m) => (ApiError::new(ErrorKind::Timeout, m), "timeout", true),
-        AnswerFailure::Broken(m, kind) => (ApiError::new(ErrorKind::Upstream, m), kind, true),
-        AnswerFailure::Error(m, kind) => (
-            ApiError::new(
-                ErrorKind::Upstream,
-                format!("upstream {} answered with an error: {m}", up.name),
-            ),
-            kind,
-            false,
-        ),
-        AnswerFailure::BufferFull(full) => (
-            ApiError::new(ErrorKind::Unavailable, full.to_string()),
-            "answer_buffer_full",
-            false,
-        ),
-    };
-    record_attempt(tracker, Some(200), Some(error.message.clone()));
-    upstream_error_metric(state, up, kind);
-    Failed {
-        error,
-        next: true,
-        retryable,
-        retry_after: None,
-    }
 }
 
 /// Reads a non-streamed answer whole within the budget of buffered answers, the idle timeout
 /// between chunks and the request's deadline; scrubbed of the attempt's credentials.
 async fn read_answer(
-    state: &AppState,
+    state: &crate::state::AppState,
     name: &str,
     resp: reqwest::Response,
     timeouts: Timeouts,
@@ -468,9 +523,9 @@ async fn read_answer(
     let limit = state.settings.max_response_bytes;
     let declared = resp.content_length().and_then(|n| usize::try_from(n).ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(AnswerFailure::Broken(
+        return Err(AnswerFailure::Upstream(
+            UpstreamFailure::TooLarge,
             format!("the answer is larger than {limit} bytes"),
-            "too_large",
         ));
     }
     let budget = &state.answer_buffer;
@@ -493,32 +548,38 @@ async fn read_answer(
         };
         let chunk = match tokio::time::timeout(wait, stream.next()).await {
             Err(_) if by_idle => {
-                return Err(AnswerFailure::Timeout(format!(
-                    "{name} sent nothing of its answer for {} ms",
-                    wait.as_millis()
-                )));
+                return Err(AnswerFailure::Upstream(
+                    UpstreamFailure::Timeout,
+                    format!(
+                        "{name} sent nothing of its answer for {} ms",
+                        wait.as_millis()
+                    ),
+                ));
             }
             Err(_) => {
-                return Err(AnswerFailure::Timeout(format!(
-                    "{name} did not finish its answer within the request's total timeout ({} ms)",
-                    timeouts.total.as_millis()
-                )));
+                return Err(AnswerFailure::Upstream(
+                    UpstreamFailure::Timeout,
+                    format!(
+                        "{name} did not finish its answer within the request's total timeout ({} ms)",
+                        timeouts.total.as_millis()
+                    ),
+                ));
             }
             Ok(None) => break,
             Ok(Some(Err(e))) => {
-                return Err(AnswerFailure::Broken(
+                return Err(AnswerFailure::Upstream(
+                    UpstreamFailure::BodyCut,
                     scrubber
                         .error_text(&format!("{name} broke off its answer: {}", error_chain(&e))),
-                    "body_cut",
                 ));
             }
             Ok(Some(Ok(chunk))) => chunk,
         };
         let len = buf.len() + chunk.len();
         if len > limit {
-            return Err(AnswerFailure::Broken(
+            return Err(AnswerFailure::Upstream(
+                UpstreamFailure::TooLarge,
                 format!("the answer is larger than {limit} bytes"),
-                "too_large",
             ));
         }
         if len > buf.capacity() {
@@ -692,19 +753,4 @@ async fn read_error_body(
     tokio::time::timeout(total, read)
         .await
         .map_err(|_| format!("response not complete within {} ms", total.as_millis()))?
-}
-
-fn upstream_error_metric(state: &AppState, up: &Upstream, kind: &str) {
-    upstream_error_metric_by_name(state, &up.name, kind);
-}
-
-pub(crate) fn upstream_error_metric_by_name(state: &AppState, name: &str, kind: &str) {
-    state
-        .metrics
-        .upstream_errors
-        .get_or_create(&crate::metrics::UpstreamErrorLabels {
-            gen_ai_provider_name: name.to_owned(),
-            kind: kind.to_owned(),
-        })
-        .inc();
 }

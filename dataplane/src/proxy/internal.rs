@@ -16,7 +16,7 @@ use switchyard_routing::table::RoutingTable;
 use switchyard_routing::{Endpoint, RequestInfo};
 
 use super::Handled;
-use super::attempt::Call;
+use super::call::Call;
 use super::tracker::Tracker;
 use crate::classify;
 use crate::errors::{ApiError, ErrorKind};
@@ -97,8 +97,7 @@ pub(crate) async fn call(
         &request_id,
         table.version(),
     );
-    tracker.rec.chain = Some(chain.to_owned());
-    tracker.rec.thread_root_id = Some(run_id);
+    tracker.call_of_run(chain, run_id);
     let models: Vec<String> = if dest.models.is_empty() {
         dest.target
             .and_then(|t| t.model.clone())
@@ -109,7 +108,7 @@ pub(crate) async fn call(
     };
     if models.is_empty() {
         let e = ApiError::invalid("the task names no model (set execute.model or execute.models)");
-        tracker.fail(&e);
+        tracker.failed(&e);
         return Err(e);
     }
     let user_prompt = body
@@ -157,8 +156,8 @@ pub(crate) async fn call(
             user_prompt: user_prompt.clone(),
         };
         if i == 0 {
-            tracker.note_request(&info);
-            tracker.note_caller(caller, workspace);
+            tracker.classified(&info);
+            tracker.identified(caller, workspace);
         }
         let routes = match dest.target {
             Some(t) => Ok(vec![Route {
@@ -204,8 +203,8 @@ pub(crate) async fn call(
                 })?;
                 return Ok(Answer {
                     body,
-                    usage: tracker.rec.usage,
-                    cost: tracker.rec.cost,
+                    usage: tracker.usage(),
+                    cost: tracker.cost(),
                 });
             }
             Ok(Handled::Stream(_)) => {
@@ -220,7 +219,7 @@ pub(crate) async fn call(
     }
     let e =
         last.unwrap_or_else(|| ApiError::new(ErrorKind::Unavailable, "no model could be called"));
-    tracker.fail(&e);
+    tracker.failed(&e);
     Err(e)
 }
 

@@ -5,6 +5,7 @@
 
 mod answer;
 mod attempt;
+mod call;
 mod failover;
 pub(crate) mod internal;
 mod scrub;
@@ -24,6 +25,7 @@ use serde_json::{Value, json};
 use switchyard_crds::snapshot::WorkspaceSnapshot;
 use switchyard_crds::workspace::GuardrailAction;
 
+pub(crate) use answer::Summary;
 pub use scrub::scrub;
 use switchyard_routing::models::CHAIN_MODEL_PREFIX;
 use switchyard_routing::route;
@@ -35,9 +37,8 @@ use crate::classify;
 use crate::errors::{ApiError, ErrorKind};
 use crate::guardrails;
 use crate::identity::{self, Caller};
-use crate::record::Outcome;
 use crate::state::AppState;
-use attempt::Call;
+use call::Call;
 
 /// Response header naming the route taken.
 pub const ROUTE_HEADER: &str = "x-switchyard-route";
@@ -131,24 +132,12 @@ pub(crate) async fn handle_with(
         Ok(Handled::Done(resp)) => resp,
         Ok(Handled::Stream(resp)) => return with_request_id(resp, &request_id),
         Err(e) => {
-            let outcome = match e.kind {
-                ErrorKind::Internal => Outcome::GatewayError,
-                ErrorKind::Upstream | ErrorKind::Timeout => Outcome::UpstreamError,
-                _ if tracker.upstream_answered => Outcome::UpstreamError,
-                _ => Outcome::Rejected,
-            };
-            tracker.finish(
-                e.kind.status().as_u16(),
-                outcome,
-                Some(e.message.clone()),
-                None,
-            );
+            tracker.failed(&e);
             e.into_response_for(dialect)
         }
     };
     if let Some(v) = tracker
-        .route_header
-        .as_deref()
+        .route_header()
         .and_then(|r| HeaderValue::from_str(r).ok())
     {
         response.headers_mut().insert(ROUTE_HEADER, v);
@@ -242,7 +231,7 @@ async fn pipeline(
     let body_bytes = raw.len();
     let mut body: Value = serde_json::from_slice(&raw)
         .map_err(|e| ApiError::invalid(format!("request body is not valid JSON: {e}")))?;
-    tracker.input_estimate = (raw.len() / 4) as u64;
+    tracker.body_read(raw.len());
     drop(raw);
     // A chain named by the path needs no `model` in the body.
     if let Some(name) = &chain.name
@@ -257,7 +246,7 @@ async fn pipeline(
         );
     }
     let info = classify::classify(endpoint, headers, &body)?;
-    tracker.note_request(&info);
+    tracker.classified(&info);
     if !state.is_ready() {
         return Err(ApiError::new(
             ErrorKind::Unavailable,
@@ -266,7 +255,7 @@ async fn pipeline(
     }
     let (caller, workspace) =
         identity::identify(table, headers, &info, state.settings.require_client_key)?;
-    tracker.note_caller(&caller, workspace);
+    tracker.identified(&caller, workspace);
     // A TaskChain (`/v1/chains/{name}/…` or `model: "chain/NAME"`) is served by the chain
     // engine after the same admission and guardrails; its model calls are routed one by one.
     let chain_name = chain.name.clone().or_else(|| {
@@ -287,7 +276,7 @@ async fn pipeline(
         &workspace.limits,
         Instant::now(),
     ) {
-        Ok(admission) => tracker.admission = Some(admission),
+        Ok(admission) => tracker.admitted(admission),
         Err(exceeded) => {
             state.metrics.refused(exceeded.limit.metric_label());
             return Err(ApiError::from(exceeded));
@@ -315,17 +304,12 @@ async fn pipeline(
             })
             .inc();
     }
-    tracker.rec.alerts = outcome.alerts.clone();
-    // The workspace's guardrails have now seen the prompt (see below for the recorded copy).
-    tracker.prompt_redaction = None;
-    if !outcome.alerts.is_empty() {
-        // The record store never keeps a finding, whatever the action: the recorded prompt is
-        // redacted even when the request went upstream unchanged (`alert`).
-        tracker.redact_recorded(
-            policy.secrets != GuardrailAction::Off,
-            policy.pii != GuardrailAction::Off,
-        );
-    }
+    // The recorded prompt is redacted of what the workspace's guardrails look for.
+    tracker.guardrails_ran(
+        outcome.alerts.clone(),
+        policy.secrets != GuardrailAction::Off,
+        policy.pii != GuardrailAction::Off,
+    );
     if outcome.blocked {
         let kinds: Vec<&str> = outcome.alerts.iter().map(|a| a.kind.as_str()).collect();
         return Err(ApiError::invalid(format!(

@@ -22,16 +22,18 @@ use futures_util::{Stream, StreamExt};
 use switchyard_routing::Dialect;
 
 use super::ROUTE_HEADER;
-use super::attempt::{CallGuard, upstream_error_metric_by_name};
+use super::answer::Summary;
+use super::call::CallGuard;
 use super::scrub::{Scrubber, error_chain};
 use super::tracker::Tracker;
 use crate::breaker::CallOutcome;
 use crate::errors::{ApiError, ErrorKind};
-use crate::record::{Outcome, ToolUsage};
+use crate::record::ToolUsage;
 use crate::relay::Relay;
 use crate::sse::SseParser;
 use crate::state::AppState;
 use crate::upstream::{Timeouts, Upstream};
+use crate::upstream_failure::UpstreamFailure;
 
 /// Most events held back before the caller's response starts.
 pub(crate) const PREFETCH_EVENTS: usize = 8;
@@ -47,9 +49,20 @@ pub(crate) enum Ending {
     Complete,
     /// The upstream's own error event (relayed to the caller, scrubbed).
     ErrorEvent(String),
-    /// Broken: timed out, cut, ended early, or not a stream of its dialect. The message is
-    /// scrubbed; the label is the `switchyard_upstream_errors_total` kind.
-    Broken(String, &'static str),
+    /// Broken: timed out, cut, ended early, or not a stream of its dialect (`Timeout`,
+    /// `StreamCut`, `InvalidStream`). The message is scrubbed.
+    Broken(String, UpstreamFailure),
+}
+
+impl Ending {
+    /// How the stream failed, and its message; `None` for its proper end.
+    pub(crate) fn failure(&self) -> Option<(UpstreamFailure, String)> {
+        match self {
+            Self::Complete => None,
+            Self::ErrorEvent(m) => Some((UpstreamFailure::ErrorEvent, m.clone())),
+            Self::Broken(m, f) => Some((*f, m.clone())),
+        }
+    }
 }
 
 /// An upstream's SSE answer being read: parsed, scrubbed, checked and relayed in the caller's
@@ -119,7 +132,7 @@ impl UpstreamEvents {
                 Vec::new(),
                 Some(Ending::Broken(
                     format!("{name} sent nothing for {} ms", wait.as_millis()),
-                    "timeout",
+                    UpstreamFailure::Timeout,
                 )),
             ),
             Err(_) => (
@@ -129,7 +142,7 @@ impl UpstreamEvents {
                         "{name} did not finish the stream within the request's total timeout ({} ms)",
                         self.timeouts.total.as_millis()
                     ),
-                    "timeout",
+                    UpstreamFailure::Timeout,
                 )),
             ),
             Ok(None) => {
@@ -146,7 +159,7 @@ impl UpstreamEvents {
                     None if complete => Ending::Complete,
                     None => Ending::Broken(
                         format!("{name} ended the stream before its end"),
-                        "stream_cut",
+                        UpstreamFailure::StreamCut,
                     ),
                 };
                 (out, Some(end))
@@ -156,7 +169,7 @@ impl UpstreamEvents {
                 Some(Ending::Broken(
                     self.scrubber
                         .error_text(&format!("{name} broke off the stream: {}", error_chain(&e))),
-                    "stream_cut",
+                    UpstreamFailure::StreamCut,
                 )),
             ),
             Ok(Some(Ok(chunk))) => match self.parser.push(&chunk) {
@@ -173,7 +186,7 @@ impl UpstreamEvents {
                     Vec::new(),
                     Some(Ending::Broken(
                         format!("{name} sent an invalid stream: {e}"),
-                        "invalid_stream",
+                        UpstreamFailure::InvalidStream,
                     )),
                 ),
             },
@@ -196,7 +209,7 @@ impl UpstreamEvents {
             Err(fault) => Some(Ending::Broken(
                 self.scrubber
                     .error_text(&format!("{} sent an invalid stream: {fault}", self.name)),
-                "invalid_stream",
+                UpstreamFailure::InvalidStream,
             )),
         }
     }
@@ -217,7 +230,7 @@ pub(crate) fn stream_response(
 ) -> Response {
     let mut tracker = tracker.take();
     let state = state.clone();
-    let route_header = tracker.route_header.clone();
+    let route_header = tracker.route_header().map(str::to_owned);
     let body = async_stream::stream! {
         // Held until the stream ends: the backend slot, the balancer's count, the breaker permit
         // (dropped unfinished if the caller goes away: a cancel says nothing about the target).
@@ -238,35 +251,33 @@ pub(crate) fn stream_response(
                 for b in out {
                     yield Ok(b);
                 }
-                tracker.content_bytes = events.relay.observed().content_bytes;
+                tracker.relayed(events.relay.observed().content_bytes);
                 if let Some(e) = end {
                     break e;
                 }
             },
         };
         let seen = events.relay.observed().clone();
-        tracker.rec.finish_reason = seen.finish_reason.clone();
-        tracker.rec.tool_usages = seen.tool_calls.iter().map(|(id, name)| ToolUsage { id: id.clone(), name: name.clone() }).collect();
-        tracker.content_bytes = seen.content_bytes;
-        let outcome = match &ending {
-            Ending::Complete => CallOutcome::Success,
-            _ => CallOutcome::Failure,
+        let failure = ending.failure();
+        let outcome = match failure {
+            None => CallOutcome::Success,
+            Some((f, _)) => f.breaker_outcome(None),
         };
         guard.finish(outcome, ttfb);
-        match ending {
-            Ending::Broken(message, kind) => {
-                upstream_error_metric_by_name(&state, &events.name, kind);
-                let e = ApiError::new(ErrorKind::Upstream, message.clone());
-                yield Ok(e.sse_frame(dialect));
-                tracker.usage_incomplete = true;
-                tracker.finish(200, Outcome::UpstreamError, Some(message), seen.usage);
-            }
-            Ending::ErrorEvent(message) => {
-                upstream_error_metric_by_name(&state, &events.name, "error_event");
-                tracker.finish(200, Outcome::UpstreamError, Some(message), seen.usage);
-            }
-            Ending::Complete => tracker.finish(200, Outcome::Success, None, seen.usage),
+        if let Some((f, _)) = &failure {
+            state.metrics.upstream_failed(&events.name, *f);
         }
+        if let Ending::Broken(message, _) = &ending {
+            // The upstream's own error event was relayed; a break gets one of the gateway's.
+            let e = ApiError::new(ErrorKind::Upstream, message.clone());
+            yield Ok(e.sse_frame(dialect));
+        }
+        let summary = Summary {
+            usage: seen.usage,
+            finish_reason: seen.finish_reason,
+            tools: seen.tool_calls.into_iter().map(|(id, name)| ToolUsage { id, name }).collect(),
+        };
+        tracker.stream_ended(summary, seen.content_bytes, failure);
     };
     let mut resp = Response::new(Body::from_stream(body));
     let h = resp.headers_mut();

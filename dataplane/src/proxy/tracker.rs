@@ -1,7 +1,9 @@
-//! The interception record of one request: built along the pipeline, finished exactly once
-//! (success, upstream error, local refusal) or, when dropped unfinished because the caller went
-//! away, recorded as cancelled with estimated usage. Finishing also charges the workspace and
-//! caller token limits with the actual usage.
+//! The interception record of one request: built along the pipeline from what happened to it
+//! (the methods are named after those events), finished exactly once (answered, stream ended,
+//! failed) or, when dropped unfinished because the caller went away, recorded as cancelled with
+//! estimated usage. The outcome, status, error and usage of the record are decided here, from
+//! the event that finished it. Finishing also charges the workspace and caller token limits
+//! with the actual usage.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,43 +11,118 @@ use std::time::{Duration, Instant};
 use axum::http::HeaderMap;
 use switchyard_crds::snapshot::WorkspaceSnapshot;
 use switchyard_crds::workspace::GuardrailAction;
+use switchyard_routing::route::Route;
 use switchyard_routing::{Endpoint, RequestInfo};
 
+use super::answer::Summary;
 use crate::classify;
+use crate::errors::{ApiError, ErrorKind};
 use crate::guardrails;
 use crate::identity::Caller;
 use crate::limits::Admission;
-use crate::record::{Cost, Interception, Outcome};
+use crate::record::{Alert, Attempt, Cost, Interception, Outcome, RouteRecord};
 use crate::state::AppState;
 use crate::upstream::Upstream;
+use crate::upstream_failure::UpstreamFailure;
 use crate::usage::Usage;
 
-/// Builds and ships the interception of one request; on drop without `finish` (the caller
+/// Builds and ships the interception of one request; on drop without finishing (the caller
 /// went away) it records a cancelled interception with estimated usage.
 pub(crate) struct Tracker {
     state: Arc<AppState>,
-    pub(crate) rec: Interception,
+    rec: Interception,
     start: Instant,
     first_token: Option<Duration>,
-    pub(crate) input_estimate: u64,
-    pub(crate) content_bytes: usize,
-    pub(crate) upstream_answered: bool,
-    /// An upstream accepted the request (2xx): from here on tokens are spent.
-    pub(crate) generating: bool,
-    /// The usage reported so far is not final (the stream broke before its end).
-    pub(crate) usage_incomplete: bool,
+    spend: Spend,
+    /// An upstream sent a response head (any status).
+    upstream_answered: bool,
     /// Categories (secrets, PII) still to redact from the recorded prompt at `finish`, for a
     /// request refused before the workspace's guardrails ran; `None` once they ran.
-    pub(crate) prompt_redaction: Option<(bool, bool)>,
-    pub(crate) route_header: Option<String>,
+    prompt_redaction: Option<(bool, bool)>,
+    route_header: Option<String>,
     pricing: Option<switchyard_crds::common::ModelPricing>,
     model_declared: bool,
     /// The request's place in its workspace's and caller's limits, charged at `finish`.
-    pub(crate) admission: Option<Admission>,
+    admission: Option<Admission>,
     /// The usage recorded is the sum of calls that count their own tokens (a chain run): the
     /// token metrics are not counted again.
-    pub(crate) usage_counted_elsewhere: bool,
+    usage_counted_elsewhere: bool,
     done: bool,
+}
+
+/// What the request spent, for the usage recorded when the upstream reported none (or not all).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Spend {
+    /// Input tokens estimated from the request body.
+    input_estimate: u64,
+    /// Bytes of generated content relayed.
+    content_bytes: usize,
+    /// An upstream accepted the request (2xx): from here on tokens are spent.
+    generating: bool,
+    /// The usage reported so far is not final (the stream broke before its end).
+    usage_incomplete: bool,
+}
+
+impl Spend {
+    /// The usage to record and whether it is estimated, from the usage the upstream `reported`;
+    /// `None`: nothing was spent (keep the record's usage).
+    fn recorded(self, reported: Option<Usage>) -> Option<(Usage, bool)> {
+        match reported {
+            Some(mut u) if self.usage_incomplete => {
+                // Reported before the break (Anthropic's message_start carries a placeholder
+                // output count): keep what was reported, count at least what was relayed.
+                u.output_tokens = u.output_tokens.max((self.content_bytes / 4) as u64);
+                Some((u, true))
+            }
+            Some(u) => Some((u, false)),
+            // Only a call an upstream accepted spends tokens; a refused one (4xx, 5xx) costs
+            // nothing.
+            None if self.generating => {
+                // The upstream never reported usage (the caller left, or the stream broke).
+                Some((
+                    Usage {
+                        input_tokens: self.input_estimate,
+                        output_tokens: (self.content_bytes / 4) as u64,
+                        cache_read_input_tokens: 0,
+                        cache_write_input_tokens: 0,
+                    },
+                    true,
+                ))
+            }
+            None => None,
+        }
+    }
+}
+
+/// The outcome of a request that failed with an error of `kind`: the gateway's own fault, an
+/// upstream's, or else a refusal (which is the upstream's when one answered).
+fn failure_outcome(kind: ErrorKind, upstream_answered: bool) -> Outcome {
+    match kind {
+        ErrorKind::Internal => Outcome::GatewayError,
+        ErrorKind::Upstream | ErrorKind::Timeout => Outcome::UpstreamError,
+        _ if upstream_answered => Outcome::UpstreamError,
+        _ => Outcome::Rejected,
+    }
+}
+
+/// The outcome of a TaskChain run that failed with an error of `kind` (its calls' own records
+/// say which upstream failed).
+fn run_failure_outcome(kind: ErrorKind) -> Outcome {
+    match kind {
+        ErrorKind::Internal => Outcome::GatewayError,
+        ErrorKind::InvalidRequest => Outcome::Rejected,
+        _ => Outcome::UpstreamError,
+    }
+}
+
+/// The outcome of a stream that ended after the caller's response started (`failure`: how it
+/// failed), and whether the usage it reported is incomplete (it broke before its end; an error
+/// event is the upstream's own end).
+fn stream_outcome(failure: Option<UpstreamFailure>) -> (Outcome, bool) {
+    match failure {
+        None => (Outcome::Success, false),
+        Some(f) => (Outcome::UpstreamError, !f.is_upstream_error()),
+    }
 }
 
 impl Tracker {
@@ -98,11 +175,8 @@ impl Tracker {
             },
             start: Instant::now(),
             first_token: None,
-            input_estimate: 0,
-            content_bytes: 0,
+            spend: Spend::default(),
             upstream_answered: false,
-            generating: false,
-            usage_incomplete: false,
             // Until the workspace is known, both: nothing detected is ever recorded.
             prompt_redaction: Some((true, true)),
             route_header: None,
@@ -121,11 +195,11 @@ impl Tracker {
             rec: self.rec.clone(),
             start: self.start,
             first_token: None,
-            input_estimate: 0,
-            content_bytes: 0,
+            spend: Spend {
+                generating: self.spend.generating,
+                ..Spend::default()
+            },
             upstream_answered: self.upstream_answered,
-            generating: self.generating,
-            usage_incomplete: false,
             prompt_redaction: None,
             route_header: self.route_header.clone(),
             pricing: None,
@@ -137,7 +211,38 @@ impl Tracker {
         std::mem::replace(self, husk)
     }
 
-    pub(crate) fn note_request(&mut self, info: &RequestInfo) {
+    /// The interception's id.
+    pub(crate) fn id(&self) -> uuid::Uuid {
+        self.rec.id
+    }
+
+    /// The request id (sent upstream with every attempt).
+    pub(crate) fn request_id(&self) -> &str {
+        &self.rec.request_id
+    }
+
+    /// The usage recorded so far.
+    pub(crate) fn usage(&self) -> Usage {
+        self.rec.usage
+    }
+
+    /// The cost recorded so far.
+    pub(crate) fn cost(&self) -> Cost {
+        self.rec.cost
+    }
+
+    /// The `x-switchyard-route` value: the route (target, model) taken, or the chain.
+    pub(crate) fn route_header(&self) -> Option<&str> {
+        self.route_header.as_deref()
+    }
+
+    /// The request body was read (`bytes` long): the input tokens are estimated from it.
+    pub(crate) fn body_read(&mut self, bytes: usize) {
+        self.spend.input_estimate = (bytes / 4) as u64;
+    }
+
+    /// The request was classified.
+    pub(crate) fn classified(&mut self, info: &RequestInfo) {
         self.rec.model_requested = info.model.clone();
         self.rec.stream = info.stream;
         self.rec.session_id = info.session_id.clone();
@@ -147,7 +252,8 @@ impl Tracker {
         self.rec.initiator = info.user.clone();
     }
 
-    pub(crate) fn note_caller(&mut self, caller: &Caller, workspace: &WorkspaceSnapshot) {
+    /// The caller was identified, in `workspace`.
+    pub(crate) fn identified(&mut self, caller: &Caller, workspace: &WorkspaceSnapshot) {
         self.rec.workspace = Some(workspace.key.clone());
         self.prompt_redaction = Some((
             workspace.guardrail_secrets != GuardrailAction::Off,
@@ -159,14 +265,134 @@ impl Tracker {
         }
     }
 
-    /// Redacts what the guardrails would find (`secrets`, `pii`) from the caller text the
-    /// record keeps: the user prompt, the initiator (`user`) and the metadata values.
-    pub(crate) fn redact_recorded(&mut self, secrets: bool, pii: bool) {
-        redact_recorded_text(&self.state.scanner, &mut self.rec, secrets, pii);
+    /// The request was admitted by the limits (charged when the record is finished).
+    pub(crate) fn admitted(&mut self, admission: Admission) {
+        self.admission = Some(admission);
     }
 
+    /// The workspace's guardrails ran and found `alerts`. The record store never keeps a
+    /// finding, whatever the action: the recorded caller text is redacted of the categories
+    /// the workspace checks (`secrets`, `pii`) even when the request went upstream unchanged
+    /// (`alert`).
+    pub(crate) fn guardrails_ran(&mut self, alerts: Vec<Alert>, secrets: bool, pii: bool) {
+        self.prompt_redaction = None;
+        if !alerts.is_empty() {
+            redact_recorded_text(&self.state.scanner, &mut self.rec, secrets, pii);
+        }
+        self.rec.alerts = alerts;
+    }
+
+    /// The request is served by the TaskChain `chain` (asked for as `model`, or by its path):
+    /// its usage is the sum of its calls, which count their own tokens.
+    pub(crate) fn chain_run(&mut self, chain: &str, model: String, by_path: bool) {
+        self.rec.chain = Some(chain.to_owned());
+        self.rec.model_requested = model;
+        self.usage_counted_elsewhere = true;
+        self.route_header = Some(format!("chain={chain}"));
+        if by_path {
+            self.rec.endpoint = "/v1/chains/{name}/chat/completions".into();
+        }
+    }
+
+    /// The request is a call of the TaskChain `chain`'s run `run_id`.
+    pub(crate) fn call_of_run(&mut self, chain: &str, run_id: uuid::Uuid) {
+        self.rec.chain = Some(chain.to_owned());
+        self.rec.thread_root_id = Some(run_id);
+    }
+
+    /// A call of the run spent `usage` and `cost` (added as they come, so a run the caller
+    /// abandons is still recorded with what it spent).
+    pub(crate) fn run_spent(&mut self, usage: Usage, cost: Cost) {
+        let u = &mut self.rec.usage;
+        u.input_tokens += usage.input_tokens;
+        u.output_tokens += usage.output_tokens;
+        u.cache_read_input_tokens += usage.cache_read_input_tokens;
+        u.cache_write_input_tokens += usage.cache_write_input_tokens;
+        self.rec.cost.input += cost.input;
+        self.rec.cost.output += cost.output;
+    }
+
+    /// `route` is tried: the record names it, with its first target until one is called.
+    pub(crate) fn routed(&mut self, route: &Route) {
+        self.rec.route = Some(RouteRecord {
+            source: route.source.kind().to_owned(),
+            rule: route.source.key().map(str::to_owned),
+            target: route
+                .targets
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+        });
+    }
+
+    /// The target of `up` is tried (`route_header` names it): the record names the target
+    /// that answered, or else the last one tried.
+    pub(crate) fn trying(&mut self, up: &Upstream, route_header: String) {
+        self.route_header = Some(route_header);
+        if let Some(r) = &mut self.rec.route {
+            r.target.clone_from(&up.target_label);
+        }
+    }
+
+    /// A target was skipped without a call: nothing of it could serve `model` (`why`).
+    pub(crate) fn target_skipped(&mut self, target: String, model: String, why: &str) {
+        self.rec.attempts.push(Attempt {
+            target,
+            backend: None,
+            model,
+            status: None,
+            error: Some(why.into()),
+            latency_ms: 0,
+        });
+    }
+
+    /// The gateway did not call `up` (`why`: an open circuit, a full queue), after `waited`.
+    pub(crate) fn not_called(&mut self, up: &Upstream, why: String, waited: Duration) {
+        self.push_attempt(up, None, Some(why), waited);
+    }
+
+    /// A call to `up` failed after `latency` (`status`: the answer's, if one came).
+    pub(crate) fn attempt_failed(
+        &mut self,
+        up: &Upstream,
+        status: Option<u16>,
+        error: String,
+        latency: Duration,
+    ) {
+        self.push_attempt(up, status, Some(error), latency);
+    }
+
+    /// A call to `up` succeeded (its answer is being relayed) after `latency`.
+    pub(crate) fn attempt_succeeded(&mut self, up: &Upstream, status: u16, latency: Duration) {
+        self.push_attempt(up, Some(status), None, latency);
+    }
+
+    fn push_attempt(
+        &mut self,
+        up: &Upstream,
+        status: Option<u16>,
+        error: Option<String>,
+        latency: Duration,
+    ) {
+        self.rec.attempts.push(Attempt {
+            target: up.target_label.clone(),
+            backend: up.backend.clone(),
+            model: up.model.clone(),
+            status,
+            error,
+            latency_ms: latency.as_millis() as u64,
+        });
+    }
+
+    /// An upstream sent a response head (whatever its status): a refusal from here on is the
+    /// upstream's.
+    pub(crate) fn upstream_responded(&mut self) {
+        self.upstream_answered = true;
+    }
+
+    /// `up` accepted the request (2xx): it serves it, and tokens are spent from here on.
     pub(crate) fn served_by(&mut self, up: &Upstream) {
-        self.generating = true;
+        self.spend.generating = true;
         self.rec.provider = Some(up.kind.to_owned());
         self.rec.provider_name = Some(up.name.clone());
         self.rec.model_served = Some(up.model.clone());
@@ -177,22 +403,49 @@ impl Tracker {
         self.model_declared = up.declared;
     }
 
+    /// The first of the answer reached the caller (later calls change nothing).
     pub(crate) fn mark_first_token(&mut self) {
         if self.first_token.is_none() {
             self.first_token = Some(self.start.elapsed());
         }
     }
 
-    /// Finishes the record of a request that failed with `e` (the outcome follows from the
-    /// error's kind and whether an upstream answered).
-    pub(crate) fn fail(&mut self, e: &crate::errors::ApiError) {
-        use crate::errors::ErrorKind;
-        let outcome = match e.kind {
-            ErrorKind::Internal => Outcome::GatewayError,
-            ErrorKind::Upstream | ErrorKind::Timeout => Outcome::UpstreamError,
-            _ if self.upstream_answered => Outcome::UpstreamError,
-            _ => Outcome::Rejected,
-        };
+    /// A stream relayed `content_bytes` of generated content so far.
+    pub(crate) fn relayed(&mut self, content_bytes: usize) {
+        self.spend.content_bytes = content_bytes;
+    }
+
+    /// A whole answer (`summary`) is given to the caller: a success.
+    pub(crate) fn answered(&mut self, summary: Summary) {
+        self.rec.finish_reason = summary.finish_reason;
+        self.rec.tool_usages = summary.tools;
+        self.mark_first_token();
+        self.finish(200, Outcome::Success, None, summary.usage);
+    }
+
+    /// A stream relayed to the caller ended, after `content_bytes` of generated content,
+    /// having told `summary`; `failure`: it failed so (and the message the caller got). The
+    /// caller's status was 200 whatever followed.
+    pub(crate) fn stream_ended(
+        &mut self,
+        summary: Summary,
+        content_bytes: usize,
+        failure: Option<(UpstreamFailure, String)>,
+    ) {
+        self.rec.finish_reason = summary.finish_reason;
+        self.rec.tool_usages = summary.tools;
+        self.spend.content_bytes = content_bytes;
+        let (failure, error) = failure.unzip();
+        let (outcome, usage_incomplete) = stream_outcome(failure);
+        self.spend.usage_incomplete = usage_incomplete;
+        self.finish(200, outcome, error, summary.usage);
+    }
+
+    /// The request failed with `e` (refused by the gateway, or by the upstream, or the
+    /// upstream failed): the outcome follows from the error's kind and whether an upstream
+    /// answered.
+    pub(crate) fn failed(&mut self, e: &ApiError) {
+        let outcome = failure_outcome(e.kind, self.upstream_answered);
         self.finish(
             e.kind.status().as_u16(),
             outcome,
@@ -201,8 +454,19 @@ impl Tracker {
         );
     }
 
+    /// The TaskChain run failed with `e`, having spent what its calls spent.
+    pub(crate) fn run_failed(&mut self, e: &ApiError) {
+        let usage = self.rec.usage;
+        self.finish(
+            e.kind.status().as_u16(),
+            run_failure_outcome(e.kind),
+            Some(e.message.clone()),
+            Some(usage),
+        );
+    }
+
     /// Finalizes and ships the record (once).
-    pub(crate) fn finish(
+    fn finish(
         &mut self,
         status: u16,
         outcome: Outcome,
@@ -226,28 +490,11 @@ impl Tracker {
         rec.error = error;
         rec.latency_ms = elapsed.as_millis() as u64;
         rec.ttft_ms = self.first_token.map(|d| d.as_millis() as u64);
-        match usage {
-            Some(mut u) if self.usage_incomplete => {
-                // Reported before the break (Anthropic's message_start carries a placeholder
-                // output count): keep what was reported, count at least what was relayed.
-                u.output_tokens = u.output_tokens.max((self.content_bytes / 4) as u64);
-                rec.usage = u;
+        if let Some((u, estimated)) = self.spend.recorded(usage) {
+            rec.usage = u;
+            if estimated {
                 rec.usage_estimated = true;
             }
-            Some(u) => rec.usage = u,
-            // Only a call an upstream accepted spends tokens; a refused one (4xx, 5xx) costs
-            // nothing.
-            None if self.generating => {
-                // The upstream never reported usage (the caller left, or the stream broke).
-                rec.usage = Usage {
-                    input_tokens: self.input_estimate,
-                    output_tokens: (self.content_bytes / 4) as u64,
-                    cache_read_input_tokens: 0,
-                    cache_write_input_tokens: 0,
-                };
-                rec.usage_estimated = true;
-            }
-            None => {}
         }
         if let Some(p) = &self.pricing {
             rec.cost = Cost::of(&rec.usage, p);
@@ -348,5 +595,112 @@ fn redact_recorded_text(
     }
     if let Some(m) = &mut rec.metadata {
         walk(m, &redact);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_request_is_the_upstream_s_once_one_answered() {
+        use ErrorKind::*;
+        assert_eq!(failure_outcome(Internal, false), Outcome::GatewayError);
+        assert_eq!(failure_outcome(Internal, true), Outcome::GatewayError);
+        for kind in [Upstream, Timeout] {
+            assert_eq!(failure_outcome(kind, false), Outcome::UpstreamError);
+        }
+        for kind in [
+            InvalidRequest,
+            RateLimit,
+            Unavailable,
+            Authentication,
+            TooLarge,
+        ] {
+            assert_eq!(failure_outcome(kind, false), Outcome::Rejected, "{kind:?}");
+            assert_eq!(
+                failure_outcome(kind, true),
+                Outcome::UpstreamError,
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_failed_run_is_rejected_only_for_an_invalid_request() {
+        use ErrorKind::*;
+        assert_eq!(run_failure_outcome(Internal), Outcome::GatewayError);
+        assert_eq!(run_failure_outcome(InvalidRequest), Outcome::Rejected);
+        for kind in [Upstream, Timeout, Unavailable, RateLimit, NotFound] {
+            assert_eq!(
+                run_failure_outcome(kind),
+                Outcome::UpstreamError,
+                "{kind:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_broken_stream_leaves_its_usage_incomplete_an_error_event_does_not() {
+        assert_eq!(stream_outcome(None), (Outcome::Success, false));
+        assert_eq!(
+            stream_outcome(Some(UpstreamFailure::ErrorEvent)),
+            (Outcome::UpstreamError, false)
+        );
+        for f in [
+            UpstreamFailure::Timeout,
+            UpstreamFailure::StreamCut,
+            UpstreamFailure::InvalidStream,
+        ] {
+            assert_eq!(
+                stream_outcome(Some(f)),
+                (Outcome::UpstreamError, true),
+                "{f}"
+            );
+        }
+    }
+
+    fn usage(input: u64, output: u64) -> Usage {
+        Usage {
+            input_tokens: input,
+            output_tokens: output,
+            ..Usage::default()
+        }
+    }
+
+    fn spend(content_bytes: usize, generating: bool, usage_incomplete: bool) -> Spend {
+        Spend {
+            input_estimate: 100,
+            content_bytes,
+            generating,
+            usage_incomplete,
+        }
+    }
+
+    #[test]
+    fn reported_usage_is_kept_and_when_incomplete_counts_what_was_relayed() {
+        for (incomplete, reported, recorded) in [
+            (false, usage(7, 3), (usage(7, 3), false)),
+            // A placeholder output count (message_start) is raised to the relayed content.
+            (true, usage(7, 1), (usage(7, 100), true)),
+            (true, usage(7, 500), (usage(7, 500), true)),
+        ] {
+            let spend = spend(400, true, incomplete);
+            assert_eq!(
+                spend.recorded(Some(reported)),
+                Some(recorded),
+                "{reported:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unreported_usage_is_estimated_only_once_an_upstream_accepted() {
+        // Refused (4xx, 5xx) or never sent: nothing spent.
+        assert_eq!(spend(40, false, false).recorded(None), None);
+        assert_eq!(
+            spend(40, true, false).recorded(None),
+            Some((usage(100, 10), true))
+        );
     }
 }
