@@ -347,3 +347,29 @@ pub fn encode(registry: &Registry) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_as_its_label() {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let family = prometheus_client::metrics::family::Family::<
+            UpstreamErrorLabels,
+            prometheus_client::metrics::counter::Counter,
+        >::default();
+        registry.register("upstream_errors", "x", family.clone());
+        family
+            .get_or_create(&UpstreamErrorLabels {
+                gen_ai_provider_name: "p".into(),
+                kind: UpstreamFailure::Status5xx,
+            })
+            .inc();
+        let text = encode(&registry);
+        assert!(
+            text.contains(r#"upstream_errors_total{gen_ai_provider_name="p",kind="status_5xx"} 1"#),
+            "{text}"
+        );
+    }
+}

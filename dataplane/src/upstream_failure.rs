@@ -225,25 +225,4 @@ mod tests {
             assert_eq!(f.retryable(None), !f.is_upstream_error(), "{f}");
         }
     }
-
-    #[test]
-    fn encodes_as_its_label() {
-        let mut registry = prometheus_client::registry::Registry::default();
-        let family = prometheus_client::metrics::family::Family::<
-            crate::metrics::UpstreamErrorLabels,
-            prometheus_client::metrics::counter::Counter,
-        >::default();
-        registry.register("upstream_errors", "x", family.clone());
-        family
-            .get_or_create(&crate::metrics::UpstreamErrorLabels {
-                gen_ai_provider_name: "p".into(),
-                kind: UpstreamFailure::Status5xx,
-            })
-            .inc();
-        let text = crate::metrics::encode(&registry);
-        assert!(
-            text.contains(r#"upstream_errors_total{gen_ai_provider_name="p",kind="status_5xx"} 1"#),
-            "{text}"
-        );
-    }
 }
