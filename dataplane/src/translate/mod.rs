@@ -1,11 +1,22 @@
 //! OpenAI ⇄ Anthropic translation of requests, responses and streams.
 //!
-//! Two directions, each with a request, a response and a stream translator:
+//! One module per direction of translation, each with a request, a response and a stream
+//! translator; a client and its upstream use one direction for the request and the other for
+//! the answer:
 //!
 //! | client speaks | upstream speaks | request | response | stream |
 //! |---|---|---|---|---|
 //! | OpenAI chat | Anthropic Messages | [`openai_chat_to_anthropic`] | [`anthropic_response_to_openai`] | [`AnthropicToOpenAiStream`] |
 //! | Anthropic Messages | OpenAI chat | [`anthropic_to_openai_chat`] | [`openai_response_to_anthropic`] | [`OpenAiToAnthropicStream`] |
+//!
+//! - `openai_to_anthropic/`: OpenAI chat → Anthropic Messages (`request.rs`: requests,
+//!   `response.rs`: response and error bodies, `stream.rs`: streams);
+//! - `anthropic_to_openai/`: Anthropic Messages → OpenAI chat (the same three files);
+//! - `common.rs`: the helpers the directions share;
+//! - this file: [`TranslateError`] and the entry points of every direction (the module's API).
+//!
+//! A new dialect adds a folder per direction it translates, and re-exports its entry points
+//! here.
 //!
 //! Everything works on [`serde_json::Value`]s. Translation is explicit: a target never receives a
 //! field it does not know (both APIs reject unknown parameters), so parameters without an
@@ -19,19 +30,21 @@
 //! `[{"type":"redacted_thinking","data":…}]`), which a client sends back unchanged so the signed
 //! blocks reach Anthropic intact.
 
-mod request;
-mod response;
-mod stream;
+mod anthropic_to_openai;
+mod common;
+mod openai_to_anthropic;
+#[cfg(test)]
+mod tests;
 
-pub use request::{
-    DEFAULT_MAX_TOKENS, MIN_THINKING_BUDGET, anthropic_to_openai_chat, openai_chat_to_anthropic,
+pub use anthropic_to_openai::{
+    AnthropicToOpenAiStream, anthropic_error_to_openai, anthropic_response_to_openai,
+    anthropic_to_openai_chat, stop_reason_to_finish_reason,
+};
+pub use openai_to_anthropic::{
+    DEFAULT_MAX_TOKENS, MIN_THINKING_BUDGET, OpenAiToAnthropicStream, finish_reason_to_stop_reason,
+    openai_chat_to_anthropic, openai_error_to_anthropic, openai_response_to_anthropic,
     reasoning_effort_budget,
 };
-pub use response::{
-    anthropic_error_to_openai, anthropic_response_to_openai, finish_reason_to_stop_reason,
-    openai_error_to_anthropic, openai_response_to_anthropic, stop_reason_to_finish_reason,
-};
-pub use stream::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};
 
 /// The `param` of [`TranslateError::Invalid`] errors about upstream stream data (a stream
 /// event whose data is not JSON, tool-call arguments continuing after their block closed).
@@ -81,19 +94,4 @@ impl TranslateError {
             message: message.into(),
         }
     }
-}
-
-/// Splits a `data:` URL into media type and base64 payload; `None` unless it is base64.
-pub(crate) fn parse_data_url(url: &str) -> Option<(&str, &str)> {
-    let rest = url.strip_prefix("data:")?;
-    let (meta, data) = rest.split_once(',')?;
-    let media_type = meta.strip_suffix(";base64")?;
-    // Parameters such as `;charset=utf-8` before `;base64` are not part of the media type.
-    let media_type = media_type.split(';').next().unwrap_or(media_type);
-    Some((media_type, data))
-}
-
-/// Seconds since the Unix epoch, for OpenAI's `created`.
-pub(crate) fn unix_now() -> i64 {
-    jiff::Timestamp::now().as_second()
 }

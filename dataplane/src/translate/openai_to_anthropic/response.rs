@@ -1,21 +1,9 @@
-//! Non-streaming response (and error body) translation in both directions.
+//! Response and error body translation OpenAI chat → Anthropic Messages (non-streaming).
 
 use serde_json::{Value, json};
 
-use super::unix_now;
+use crate::translate::common::str_field;
 use crate::usage::Usage;
-
-/// Anthropic `stop_reason` → OpenAI `finish_reason`: `end_turn`, `stop_sequence` and
-/// `pause_turn` → `stop`; `max_tokens` and `model_context_window_exceeded` → `length`;
-/// `tool_use` → `tool_calls`; `refusal` → `content_filter`; anything else → `stop`.
-pub fn stop_reason_to_finish_reason(stop_reason: &str) -> &'static str {
-    match stop_reason {
-        "max_tokens" | "model_context_window_exceeded" => "length",
-        "tool_use" => "tool_calls",
-        "refusal" => "content_filter",
-        _ => "stop",
-    }
-}
 
 /// OpenAI `finish_reason` → Anthropic `stop_reason`: `stop` → `end_turn`, `length` →
 /// `max_tokens`, `tool_calls` (and legacy `function_call`) → `tool_use`, `content_filter` →
@@ -27,26 +15,6 @@ pub fn finish_reason_to_stop_reason(finish_reason: &str) -> &'static str {
         "content_filter" => "refusal",
         _ => "end_turn",
     }
-}
-
-fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
-    v.get(key).and_then(Value::as_str)
-}
-
-/// An Anthropic error body (`{"type":"error","error":{"type","message"}}`) as an OpenAI error
-/// body (`{"error":{"message","type","param","code"}}`). `api_error` and `overloaded_error`
-/// become type `server_error`; the Anthropic type is kept as `code`.
-pub fn anthropic_error_to_openai(err: &Value) -> Value {
-    let inner = err.get("error").filter(|e| e.is_object()).unwrap_or(err);
-    let ty = str_field(inner, "type").unwrap_or("api_error");
-    let message = str_field(inner, "message").unwrap_or("upstream error");
-    let openai_type = match ty {
-        "api_error" | "overloaded_error" => "server_error",
-        other => other,
-    };
-    json!({
-        "error": { "message": message, "type": openai_type, "param": null, "code": ty }
-    })
 }
 
 /// An OpenAI error body (`{"error":{...}}`, also `{"error":"text"}` as some OpenAI-compatible
@@ -83,97 +51,6 @@ pub fn openai_error_to_anthropic(err: &Value) -> Value {
         _ => "api_error",
     };
     json!({ "type": "error", "error": { "type": anthropic_type, "message": message } })
-}
-
-/// Translates an Anthropic Messages response into an OpenAI chat completion.
-///
-/// `model` is the name reported to the client (the upstream's `model` when empty). Text blocks
-/// are concatenated into `message.content` (`null` when there is none); `tool_use` blocks become
-/// `tool_calls` (ids kept, input serialised); thinking becomes `message.reasoning_content` (the
-/// texts concatenated) plus `message.thinking_blocks` (thinking with signature, redacted
-/// thinking with data) for the client to send back. Server-tool blocks (web search results and
-/// the like) and citations are dropped. `stop_sequence` (which sequence matched) is dropped.
-/// The id is `chatcmpl-<anthropic id>`, `created` is now. An Anthropic error body becomes an
-/// OpenAI error body.
-pub fn anthropic_response_to_openai(resp: &Value, model: &str) -> Value {
-    if str_field(resp, "type") == Some("error") {
-        return anthropic_error_to_openai(resp);
-    }
-    let mut text = String::new();
-    let mut reasoning = String::new();
-    let mut thinking_blocks = Vec::new();
-    let mut tool_calls = Vec::new();
-    for block in resp
-        .get("content")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-    {
-        match str_field(block, "type") {
-            Some("text") => text.push_str(str_field(block, "text").unwrap_or("")),
-            Some("thinking") => {
-                let thinking = str_field(block, "thinking").unwrap_or("");
-                reasoning.push_str(thinking);
-                thinking_blocks.push(json!({
-                    "type": "thinking",
-                    "thinking": thinking,
-                    "signature": str_field(block, "signature").unwrap_or(""),
-                }));
-            }
-            Some("redacted_thinking") => thinking_blocks.push(json!({
-                "type": "redacted_thinking",
-                "data": str_field(block, "data").unwrap_or(""),
-            })),
-            Some("tool_use") => tool_calls.push(json!({
-                "id": str_field(block, "id").unwrap_or(""),
-                "type": "function",
-                "function": {
-                    "name": str_field(block, "name").unwrap_or(""),
-                    "arguments": block.get("input").unwrap_or(&json!({})).to_string(),
-                },
-            })),
-            _ => {}
-        }
-    }
-    let mut message = json!({
-        "role": "assistant",
-        "content": if text.is_empty() { Value::Null } else { json!(text) },
-        "refusal": null,
-    });
-    if !reasoning.is_empty() {
-        message["reasoning_content"] = json!(reasoning);
-    }
-    if !thinking_blocks.is_empty() {
-        message["thinking_blocks"] = Value::Array(thinking_blocks);
-    }
-    if !tool_calls.is_empty() {
-        message["tool_calls"] = Value::Array(tool_calls);
-    }
-    let finish_reason = str_field(resp, "stop_reason")
-        .map(|r| json!(stop_reason_to_finish_reason(r)))
-        .unwrap_or(Value::Null);
-    let usage = resp
-        .get("usage")
-        .and_then(Usage::from_anthropic)
-        .unwrap_or_default();
-    let model = if model.is_empty() {
-        str_field(resp, "model").unwrap_or("")
-    } else {
-        model
-    };
-    json!({
-        "id": format!("chatcmpl-{}", str_field(resp, "id").unwrap_or("")),
-        "object": "chat.completion",
-        "created": unix_now(),
-        "model": model,
-        "choices": [{
-            "index": 0,
-            "message": message,
-            "logprobs": null,
-            "finish_reason": finish_reason,
-        }],
-        "usage": usage.to_openai(),
-    })
 }
 
 /// A fresh tool-use id for tool calls an OpenAI-dialect server sent without one.
@@ -313,28 +190,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stop_reason_mappings() {
-        for (a, o) in [
-            ("end_turn", "stop"),
-            ("stop_sequence", "stop"),
-            ("max_tokens", "length"),
-            ("tool_use", "tool_calls"),
-            ("refusal", "content_filter"),
-            ("pause_turn", "stop"),
-        ] {
-            assert_eq!(stop_reason_to_finish_reason(a), o);
-        }
-        for (o, a) in [
-            ("stop", "end_turn"),
-            ("length", "max_tokens"),
-            ("tool_calls", "tool_use"),
-            ("content_filter", "refusal"),
-        ] {
-            assert_eq!(finish_reason_to_stop_reason(o), a);
-        }
-    }
-
-    #[test]
     fn unparsable_arguments_are_kept_raw() {
         assert_eq!(
             parse_arguments(&json!("{\"a\":")),
@@ -343,27 +198,6 @@ mod tests {
         assert_eq!(parse_arguments(&json!("[1]")), json!({"_raw": "[1]"}));
         assert_eq!(parse_arguments(&json!("")), json!({}));
         assert_eq!(parse_arguments(&json!("{\"a\":1}")), json!({"a": 1}));
-    }
-
-    #[test]
-    fn error_bodies_translate_both_ways() {
-        let a = json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
-        assert_eq!(
-            anthropic_response_to_openai(&a, "m"),
-            json!({"error": {"message": "Overloaded", "type": "server_error", "param": null,
-                             "code": "overloaded_error"}})
-        );
-        let o = json!({"error": {"message": "Rate limit reached", "type": "requests",
-                                 "param": null, "code": "rate_limit_exceeded"}});
-        assert_eq!(
-            openai_response_to_anthropic(&o, "m"),
-            json!({"type": "error", "error": {"type": "rate_limit_error",
-                                              "message": "Rate limit reached"}})
-        );
-        assert_eq!(
-            openai_error_to_anthropic(&json!({"error": "model not found"})),
-            json!({"type": "error", "error": {"type": "api_error", "message": "model not found"}})
-        );
     }
 
     #[test]
