@@ -191,23 +191,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         max_header_bytes: Some(config.max_header_bytes),
         header_timeout: Duration::from_millis(config.header_timeout_ms.max(1)),
     };
-    let server = serve(
-        listener,
-        server::router(state.clone()),
-        Options {
-            name: "api",
-            limits,
-            tls: None,
-        },
-    )?;
+    let plain = |name| Options {
+        name,
+        limits,
+        tls: None,
+    };
+    let server = serve(listener, server::router(state.clone()), plain("api"))?;
     let admin = serve(
         admin_listener,
         server::admin_router(state.clone()),
-        Options {
-            name: "admin",
-            limits,
-            tls: None,
-        },
+        plain("admin"),
     )?;
     let (addr, admin_addr) = (server.local_addr(), admin.local_addr());
     tracing::info!(%addr, %admin_addr, "data plane listening (API on addr; health and metrics on admin_addr)");

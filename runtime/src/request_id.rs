@@ -94,26 +94,10 @@ pub fn traced(router: Router, events: Events) -> Router {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
     use axum::routing::get;
     use tower::ServiceExt;
 
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn keeps_a_usable_id_and_replaces_others() {
@@ -130,13 +114,8 @@ mod tests {
     }
 
     async fn call(router: Router, id: Option<&str>) -> (Response, String) {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let captured = crate::telemetry::Captured::default();
+        let _guard = tracing::subscriber::set_default(captured.subscriber(tracing::Level::INFO));
         let mut req = http::Request::get("/x?secret=1");
         if let Some(id) = id {
             req = req.header(HEADER, id);
@@ -145,8 +124,7 @@ mod tests {
             .oneshot(req.body(Body::empty()).unwrap())
             .await
             .unwrap();
-        let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-        (r, logs)
+        (r, captured.text())
     }
 
     #[tokio::test]

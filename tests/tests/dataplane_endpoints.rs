@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 use switchyard_dataplane::record::Outcome;
+use switchyard_runtime::telemetry::Captured;
 use switchyard_tests::harness::manifests::{provider, task_chain, workspace};
 use switchyard_tests::harness::{Gateway, anthropic_stream_text, openai_stream_text};
 use switchyard_tests::mock::MockUpstream;
@@ -520,32 +521,16 @@ async fn health_and_metrics_are_on_the_admin_listener_only() {
 
 /// Every line logged in this test binary, at DEBUG (one global subscriber: a thread-scoped
 /// one misses lines while other tests run, tracing caching callsite interest across threads).
-fn logs() -> &'static Logs {
-    static LOGS: std::sync::OnceLock<Logs> = std::sync::OnceLock::new();
+fn logs() -> &'static Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
     LOGS.get_or_init(|| {
-        let logs = Logs::default();
-        let sink = logs.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .try_init()
-            .expect("the only subscriber of this test binary");
+        let logs = Captured::default();
+        assert!(
+            logs.install_global(tracing::Level::DEBUG),
+            "the only subscriber of this test binary"
+        );
         logs
     })
-}
-
-#[derive(Clone, Default)]
-struct Logs(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]
@@ -567,7 +552,7 @@ async fn every_log_line_of_a_request_names_its_id_as_the_record_does() {
             assert_eq!(id, sent, "the caller's id is kept");
         }
         assert_eq!(gw.record_of(&id).await.unwrap().request_id, id);
-        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let text = logs.text();
         let line = text
             .lines()
             .find(|l| l.contains("unknown OpenAI parameters dropped") && l.contains(&id));

@@ -255,40 +255,19 @@ pub fn serve_tls(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[tokio::test]
     async fn serving_a_router_does_not_claim_to_be_the_data_plane_channel() {
         // serve_tls also serves the REST facade: naming the listener is the caller's job.
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let captured = switchyard_runtime::telemetry::Captured::default();
+        let _guard = tracing::subscriber::set_default(captured.subscriber(tracing::Level::INFO));
         let _ = rustls::crypto::ring::default_provider().install_default();
         let material = TlsMaterial::self_signed(&["localhost".to_owned()]).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = serve_tls(listener, Router::new(), &material).unwrap();
         tracing::info!("marker");
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let text = captured.text();
         assert!(text.contains("marker"), "the capture works: {text}");
         assert!(!text.contains("data-plane channel"), "{text}");
         drop(server);

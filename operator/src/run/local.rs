@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use switchyard_crds::compile::{Compiled, Kind, compile};
+use switchyard_crds::compile::{Compiled, compile};
 
 use super::{Metrics, log_issues};
 use crate::channel::SnapshotHub;
@@ -74,12 +74,7 @@ pub(super) async fn local_mode(
             && Instant::now() >= next_aggregate
         {
             next_aggregate = Instant::now() + aggregate_every;
-            let workspaces: Vec<String> = compiled
-                .diagnostics
-                .iter()
-                .filter(|d| d.object.kind == Kind::Workspace)
-                .map(|d| d.object.key())
-                .collect();
+            let workspaces = super::leader_clock::workspaces(compiled);
             let counters = match crate::aggregate::counters(&store, &workspaces).await {
                 Ok(c) => c,
                 Err(e) => {

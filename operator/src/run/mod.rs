@@ -15,6 +15,7 @@
 mod circuit_view;
 mod cluster;
 mod health;
+mod leader_clock;
 mod local;
 mod metrics;
 mod probing;

@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use switchyard_crds::compile::Compiled;
 use tokio::sync::watch;
-use tokio::time::MissedTickBehavior;
 
+use super::leader_clock::{LeaderClock, Turn};
 use crate::controller::{Latest, Stores};
 use crate::probes::{Flavor, Prober, Target};
 use crate::status::Probes;
@@ -25,25 +25,16 @@ pub(super) struct Schedule {
 /// status write: the status writer reads the last published results.
 pub(super) async fn probe_loop(
     stores: Stores,
-    (mut latest, mut leader): (Latest, watch::Receiver<bool>),
+    (latest, leader): (Latest, watch::Receiver<bool>),
     mut prober: Prober,
     schedule: Schedule,
     out: watch::Sender<Probes>,
 ) {
     let mut probes = Probes::default();
     let mut next_probe: HashMap<String, Instant> = HashMap::new();
-    let mut tick = tokio::time::interval(schedule.every);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            r = latest.changed() => if r.is_err() { return },
-            r = leader.changed() => if r.is_err() { return },
-            _ = tick.tick() => {}
-        }
-        if !*leader.borrow_and_update() {
-            continue;
-        }
-        let Some(compiled) = latest.borrow_and_update().clone() else {
+    let mut clock = LeaderClock::new(latest, leader, schedule.every);
+    while let Some(turn) = clock.next().await {
+        let Turn::Lead(compiled) = turn else {
             continue;
         };
         let now = Instant::now();

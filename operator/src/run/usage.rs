@@ -3,11 +3,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchyard_crds::compile::Kind;
 use tokio::sync::watch;
-use tokio::time::MissedTickBehavior;
 
 use super::Metrics;
+use super::leader_clock::{LeaderClock, Turn, workspaces};
 use crate::controller::Latest;
 use crate::status::Counters;
 use crate::store::Store;
@@ -19,33 +18,23 @@ use crate::store::Store;
 /// worth writing.
 pub(super) async fn usage_loop(
     store: Store,
-    (mut latest, mut leader): (Latest, watch::Receiver<bool>),
+    (latest, leader): (Latest, watch::Receiver<bool>),
     every: Duration,
     metrics: Arc<Metrics>,
     out: watch::Sender<Option<Counters>>,
 ) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut clock = LeaderClock::new(latest, leader, every);
     let mut last_aggregate = Instant::now();
-    loop {
-        tokio::select! {
-            r = latest.changed() => if r.is_err() { return },
-            r = leader.changed() => if r.is_err() { return },
-            _ = tick.tick() => {}
-        }
-        if !*leader.borrow_and_update() {
-            out.send_if_modified(|c| c.take().is_some());
-            continue;
-        }
-        let Some(compiled) = latest.borrow_and_update().clone() else {
-            continue;
+    while let Some(turn) = clock.next().await {
+        let compiled = match turn {
+            Turn::Lead(c) => c,
+            Turn::Follow => {
+                out.send_if_modified(|c| c.take().is_some());
+                continue;
+            }
+            Turn::Wait => continue,
         };
-        let workspaces: Vec<String> = compiled
-            .diagnostics
-            .iter()
-            .filter(|d| d.object.kind == Kind::Workspace)
-            .map(|d| d.object.key())
-            .collect();
+        let workspaces = workspaces(&compiled);
         match crate::aggregate::counters(&store, &workspaces).await {
             Ok(c) => {
                 last_aggregate = Instant::now();

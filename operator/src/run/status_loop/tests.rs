@@ -34,44 +34,28 @@ where
     reader
 }
 
+/// The caches holding the objects of `inv` (no Secrets or Services: none is needed here).
 fn stores(inv: &Inventory) -> Stores {
-    Stores {
-        providers: store_of(&inv.providers),
-        backends: store_of(&inv.backends),
-        affinity_groups: store_of(&inv.affinity_groups),
-        workspaces: store_of(&inv.workspaces),
-        mux_rules: store_of(&inv.mux_rules),
-        router_policies: store_of(&inv.router_policies),
-        task_chains: store_of(&inv.task_chains),
-        secrets: store_of::<Secret>(&[]),
-        services: store_of::<Service>(&[]),
+    macro_rules! stores {
+        ($($kind:ident),*) => {
+            Stores {
+                $($kind: store_of(&inv.$kind),)*
+                secrets: store_of::<Secret>(&[]),
+                services: store_of::<Service>(&[]),
+            }
+        };
     }
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    #[rustfmt::skip]
+    let stores = stores!(providers, backends, affinity_groups, workspaces, mux_rules, router_policies, task_chains);
+    stores
 }
 
 #[tokio::test]
 async fn a_hanging_probe_does_not_hold_up_a_status_write() {
     // A current-thread test: every task logs here. The status pass's callsites are reached by
     // this test only (so no other test thread caches them as disabled).
-    let captured = Captured::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || sink.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let captured = switchyard_runtime::telemetry::Captured::default();
+    let _guard = tracing::subscriber::set_default(captured.subscriber(tracing::Level::INFO));
     let _ = rustls::crypto::ring::default_provider().install_default();
     // A backend server that accepts and never answers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -167,7 +151,7 @@ async fn a_hanging_probe_does_not_hold_up_a_status_write() {
     })
     .await
     .expect("the pass ends");
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     let line = logs.lines().find(|l| l.contains("status write failed"));
     let line = line.unwrap_or_else(|| panic!("{logs}"));
     assert!(line.contains("reconcile{id="), "{line}");
