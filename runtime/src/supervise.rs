@@ -2,8 +2,8 @@
 //!
 //! Every task of a [`Supervisor`] is meant to run until the process stops: one that returns,
 //! fails or panics has ended unexpectedly. [`Supervisor::exited`] says which did and why; the
-//! caller logs it and stops the process (see the operator's `run` module for why stopping
-//! rather than restarting in place).
+//! caller logs it and decides; the operator stops the process (its `run` module
+//! says why that rather than restarting the task in place).
 
 use std::collections::HashMap;
 use std::fmt;

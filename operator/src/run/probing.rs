@@ -14,7 +14,8 @@ use crate::status::Probes;
 /// When probes are looked at.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Schedule {
-    /// How often due probes are looked for (a target is probed at most every its interval).
+    /// How often due probes are looked for (each target is probed at most once per its own
+    /// interval).
     pub every: Duration,
     /// `--discovery-interval-s`.
     pub discovery_s: u64,
