@@ -268,18 +268,21 @@ fn rss_sampler(pid: u32) -> (Arc<Mutex<u64>>, impl FnOnce() + Send + 'static) {
 }
 
 /// Starts a data plane in local mode over `dir`, pinned to the gateway CPU; waits for `/readyz`.
+/// Returns it, its API address and its health and metrics address.
 async fn start_data_plane(
     args: &Args,
     name: &str,
     dir: &Path,
     extra: &[&str],
-) -> anyhow::Result<(Proc, SocketAddr)> {
-    let addr = procs::free_addr()?;
+) -> anyhow::Result<(Proc, SocketAddr, SocketAddr)> {
+    let (addr, admin) = (procs::free_addr()?, procs::free_addr()?);
     let work = args.work_dir.join(name);
     std::fs::create_dir_all(&work)?;
     let mut argv: Vec<String> = vec![
         "--listen".into(),
         addr.to_string(),
+        "--admin-listen".into(),
+        admin.to_string(),
         "--manifests".into(),
         dir.display().to_string(),
         "--spool-dir".into(),
@@ -296,16 +299,16 @@ async fn start_data_plane(
         &[("RUST_LOG".into(), "warn".into())],
         &args.work_dir.join(format!("{name}.log")),
     )?;
-    procs::wait_http(&mut p, addr, "/healthz", Duration::from_secs(30)).await?;
+    procs::wait_http(&mut p, admin, "/healthz", Duration::from_secs(30)).await?;
     // Ready means a snapshot is loaded.
     let start = Instant::now();
-    while procs::get_status(addr, "/readyz").await.unwrap_or(0) != 200 {
+    while procs::get_status(admin, "/readyz").await.unwrap_or(0) != 200 {
         if start.elapsed() > Duration::from_secs(30) {
             anyhow::bail!("{name}: /readyz not 200 within 30 s (see {}.log)", name);
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    Ok((p, addr))
+    Ok((p, addr, admin))
 }
 
 fn added(gw: &Dist, direct: &Dist) -> [i64; 3] {
@@ -332,7 +335,7 @@ async fn data_plane(args: &Args, mock: SocketAddr, report: &mut Report) -> anyho
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
     manifests::write_atomic(&dir.join("features.yaml"), &manifests::features(mock))?;
-    let (dp, gw) = start_data_plane(args, "dataplane", &dir, &["--require-client-key"]).await?;
+    let (dp, gw, _) = start_data_plane(args, "dataplane", &dir, &["--require-client-key"]).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = dp.rss()?;
     report.raw("dataplane_rss_idle_bytes", json!(idle));
@@ -941,7 +944,7 @@ async fn edit_to_served(args: &Args, mock: SocketAddr, report: &mut Report) -> a
     manifests::write_files(&dir, "bulk", &manifests::generated(args.edit_crs, mock))?;
     let edit = dir.join("edit.yaml");
     manifests::write_atomic(&edit, &manifests::editable(mock, "edit-0"))?;
-    let (dp, gw) = start_data_plane(args, "dataplane-edits", &dir, &[]).await?;
+    let (dp, gw, admin) = start_data_plane(args, "dataplane-edits", &dir, &[]).await?;
     let probe = Target {
         addr: gw,
         path: CHAT.into(),
@@ -1007,7 +1010,7 @@ async fn edit_to_served(args: &Args, mock: SocketAddr, report: &mut Report) -> a
         .errors(failures),
     );
     // Snapshot apply time, from the data plane's own histogram.
-    let (_, metrics) = procs::get(gw, "/metrics").await?;
+    let (_, metrics) = procs::get(admin, "/metrics").await?;
     let metric = |name: &str| {
         metrics
             .lines()

@@ -17,9 +17,13 @@ pub const DEFAULT_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceacco
 #[derive(Parser, Debug, Clone)]
 #[command(name = "switchyard-dataplane", version, about)]
 pub struct Config {
-    /// Address to serve the API, health and metrics on.
+    /// Address to serve the API on.
     #[arg(long, env = "SWITCHYARD_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
+    /// Address of health (`/healthz`, `/readyz`) and metrics (`/metrics`), kept off the API
+    /// port so callers of the API cannot read them.
+    #[arg(long, env = "SWITCHYARD_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    pub admin_listen: SocketAddr,
     /// Local mode: a folder of Switchyard manifests (and Secrets) compiled in-process and
     /// reloaded on change.
     #[arg(long, env = "SWITCHYARD_MANIFESTS", conflicts_with = "snapshot_file")]
@@ -122,14 +126,7 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-/// Log formats.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable.
-    Plain,
-    /// One JSON object per line (for clusters).
-    Json,
-}
+pub use switchyard_runtime::telemetry::LogFormat;
 
 impl Config {
     /// The watch interval.

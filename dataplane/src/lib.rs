@@ -19,7 +19,6 @@ pub mod record;
 pub mod relay;
 pub mod request_shape;
 pub mod retry;
-pub mod serve;
 pub mod server;
 pub mod source;
 pub mod spool;
@@ -35,6 +34,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
+use switchyard_runtime::serve::{Limits, Options, Server, serve};
+use switchyard_runtime::signal::shutdown_signal;
 
 use crate::config::Config;
 use crate::spool::{FileShipper, Shipper, Spool, SpoolConfig};
@@ -70,12 +71,14 @@ pub fn http_client_with_resolver(
 /// A running data plane (see [`start`]).
 #[derive(Debug)]
 pub struct Running {
-    /// Address it listens on.
+    /// Address of the API.
     pub addr: std::net::SocketAddr,
+    /// Address of health and metrics (`--admin-listen`).
+    pub admin_addr: std::net::SocketAddr,
     /// Its state (routing table, metrics, …).
     pub state: Arc<AppState>,
-    stop: tokio::sync::watch::Sender<bool>,
-    server: tokio::task::JoinHandle<()>,
+    server: Server,
+    admin: Server,
     watcher: tokio::task::JoinHandle<()>,
     circuit_reporter: Option<tokio::task::JoinHandle<()>>,
     spool: Spool,
@@ -175,23 +178,36 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         (None, None) => anyhow::bail!("no snapshot source"),
     };
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("binding {}", config.listen))?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, "data plane listening");
-    let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let app = server::router(state.clone());
-    let limits = serve::Limits {
-        max_header_bytes: config.max_header_bytes,
+    let bind = |addr: std::net::SocketAddr| async move {
+        tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))
+    };
+    let (listener, admin_listener) = (bind(config.listen).await?, bind(config.admin_listen).await?);
+    // The API: the limits every pod-facing listener needs (see `switchyard_runtime::serve`).
+    let limits = Limits {
+        max_header_bytes: Some(config.max_header_bytes),
         header_timeout: Duration::from_millis(config.header_timeout_ms.max(1)),
     };
-    let server = tokio::spawn(serve::serve(listener, app, limits, stop_rx));
+    let plain = |name| Options {
+        name,
+        limits,
+        tls: None,
+    };
+    let server = serve(listener, server::router(state.clone()), plain("api"))?;
+    let admin = serve(
+        admin_listener,
+        server::admin_router(state.clone()),
+        plain("admin"),
+    )?;
+    let (addr, admin_addr) = (server.local_addr(), admin.local_addr());
+    tracing::info!(%addr, %admin_addr, "data plane listening (API on addr; health and metrics on admin_addr)");
     Ok(Running {
         addr,
+        admin_addr,
         state,
-        stop,
         server,
+        admin,
         watcher,
         circuit_reporter,
         spool,
@@ -205,13 +221,11 @@ impl Running {
     /// deadline, then flushes the interception spool.
     pub async fn shutdown(self) {
         tracing::info!("shutting down: no new connections, draining in-flight requests");
-        let _ = self.stop.send(true);
-        let mut server = self.server;
-        if tokio::time::timeout(self.drain, &mut server).await.is_err() {
-            tracing::warn!("drain deadline passed with requests still open; closing them");
-            server.abort();
-            let _ = server.await;
+        if !self.server.shutdown(self.drain).await {
+            tracing::warn!("drain deadline passed with requests still open; closed them");
         }
+        // Health and metrics stay up while the API drains, then go.
+        let _ = self.admin.shutdown(Duration::from_secs(1)).await;
         self.watcher.abort();
         if let Some(reporter) = self.circuit_reporter {
             reporter.abort();
@@ -231,34 +245,5 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-}
-
 /// Installs the tracing subscriber (plain or JSON), filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing(format: config::LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match format {
-        config::LogFormat::Plain => builder.try_init(),
-        config::LogFormat::Json => builder.json().try_init(),
-    };
-}
+pub use switchyard_runtime::telemetry::init_tracing;

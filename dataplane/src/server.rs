@@ -1,9 +1,13 @@
-//! The HTTP server: one router with the API endpoints, health, readiness and metrics.
+//! The HTTP routers: the API, and health, readiness and metrics on their own listener
+//! (`--admin-listen`), so callers of the API never see `/metrics` (404 there).
 //!
-//! Layer order (outermost first): `Connection: close` after a refused body, panic catcher, then
-//! handlers. Request bodies are read by the handlers themselves (`proxy::read_body`, the one
-//! body reader) with the size limit and the body deadline, so a 413 or 408 comes back in the
-//! caller's dialect.
+//! API layer order (outermost first): the request id (the caller's usable `x-request-id` or a
+//! new one, written into the request so the records use it too) and the `request` span carrying
+//! it, in which the whole request runs, its streamed body included (see
+//! `switchyard_runtime::request_id`); `Connection: close` after a refused body; panic catcher;
+//! then handlers. Request bodies are read by the handlers themselves (`proxy::read_body`, the
+//! one body reader) with the size limit and the body deadline, so a 413 or 408 comes back in
+//! the caller's dialect.
 
 use std::sync::Arc;
 
@@ -16,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 use switchyard_routing::{Dialect, Endpoint, RequestInfo};
+use switchyard_runtime::request_id::{self, Events};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::errors::{ApiError, ErrorKind};
@@ -23,9 +28,9 @@ use crate::identity;
 use crate::proxy;
 use crate::state::AppState;
 
-/// The router.
+/// The API router.
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/v1/chat/completions", post(chat_completions))
         .route(
             "/v1/chains/{name}/chat/completions",
@@ -39,14 +44,21 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
         .route("/v1/models", get(models))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::new(ErrorKind::Internal, "internal error").into_response_for(Dialect::OpenAi)
         }))
         .layer(axum::middleware::from_fn(close_after_refused_body))
+        .with_state(state);
+    request_id::traced(api, Events::None)
+}
+
+/// The admin router: `/healthz`, `/readyz` and `/metrics`; other paths 404.
+pub fn admin_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 

@@ -255,13 +255,21 @@ fn start_operator(env: &Env, dir: &Path, name: &str, ports: &OperatorPorts) -> P
     Proc(child, log)
 }
 
-fn start_dataplane(env: &Env, dir: &Path, channel: u16, ca: &Path, port: u16) -> Proc {
+fn start_dataplane(
+    env: &Env,
+    dir: &Path,
+    channel: u16,
+    ca: &Path,
+    (port, admin_port): (u16, u16),
+) -> Proc {
     let log = dir.join("dataplane.log");
     let out = std::fs::File::create(&log).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_run-dataplane"))
         .args([
             "--listen",
             &format!("127.0.0.1:{port}"),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin_port}"),
             "--operator",
             &format!("https://127.0.0.1:{channel}"),
             "--operator-token-file",
@@ -513,10 +521,16 @@ async fn operator_and_data_plane_on_a_real_api_server() {
 
     // The data plane follows the operator and routes as the CRs say.
     let ca = d.join("op-ca.crt");
-    let gw_port = free_port();
-    let dataplane = start_dataplane(&env, d, ports.channel, &ca, gw_port);
+    let (gw_port, admin_port) = (free_port(), free_port());
+    let dataplane = start_dataplane(&env, d, ports.channel, &ca, (gw_port, admin_port));
     let gw = format!("http://127.0.0.1:{gw_port}");
-    wait_http(&format!("{gw}/readyz"), &dataplane, Duration::from_secs(30)).await;
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    wait_http(
+        &format!("{admin}/readyz"),
+        &dataplane,
+        Duration::from_secs(30),
+    )
+    .await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()

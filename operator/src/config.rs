@@ -112,14 +112,7 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
-/// Log formats.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable.
-    Plain,
-    /// One JSON object per line.
-    Json,
-}
+pub use switchyard_runtime::telemetry::LogFormat;
 
 impl Config {
     /// Debounce.

@@ -374,6 +374,13 @@ pub async fn publish_policy_events(
     }
 }
 
+/// The span of one reconcile pass, `reconcile{id, pass}`: a compile (`pass="compile"`: the
+/// snapshot published and the issues logged) or a status pass (`pass="status"`: every status
+/// write and Event). Every line logged during the pass carries its id.
+pub fn reconcile_span(pass: &'static str) -> tracing::Span {
+    tracing::info_span!("reconcile", id = %uuid::Uuid::now_v7(), pass)
+}
+
 /// The latest compile, shared with the status, probe and facade tasks.
 pub type Latest = watch::Receiver<Option<Arc<Compiled>>>;
 
@@ -389,16 +396,20 @@ pub async fn compile_loop(
     stores.wait_ready().await;
     tracing::info!("watch caches synced");
     loop {
-        let started = std::time::Instant::now();
-        let compiled = Arc::new(compile(&stores.inventory()));
-        publish(&compiled);
-        tracing::debug!(
-            version = %compiled.snapshot.version,
-            objects = compiled.diagnostics.len(),
-            took_ms = started.elapsed().as_millis() as u64,
-            "compiled"
-        );
-        let _ = latest.send(Some(compiled));
+        {
+            let span = reconcile_span("compile");
+            let _entered = span.enter();
+            let started = std::time::Instant::now();
+            let compiled = Arc::new(compile(&stores.inventory()));
+            publish(&compiled);
+            tracing::debug!(
+                version = %compiled.snapshot.version,
+                objects = compiled.diagnostics.len(),
+                took_ms = started.elapsed().as_millis() as u64,
+                "compiled"
+            );
+            let _ = latest.send(Some(compiled));
+        }
         if changed.recv().await.is_none() {
             return;
         }

@@ -322,6 +322,12 @@ def test_service_monitor():
         assert sel.items() <= svc["metadata"]["labels"].items()
         assert "http" in [p["name"] for p in svc["spec"]["ports"]]
     assert sm["spec"]["endpoints"][0]["path"] == "/metrics"
+    # The gateway's /metrics is on its own port, not on the API's ("http" there).
+    gw = find(docs, "Service", "switchyard-gateway")
+    assert "metrics" in [p["name"] for p in gw["spec"]["ports"]]
+    assert [e["port"] for e in sm["spec"]["endpoints"]] == ["http", "metrics"]
+    keep = sm["spec"]["endpoints"][0]["relabelings"][0]
+    assert keep["action"] == "keep" and keep["regex"] == "operator"
 
 
 def test_watch_one_namespace():

@@ -92,14 +92,14 @@ def free_port():
 def gateway():
     if not DEMO.exists():
         pytest.fail(f"{DEMO} is missing: run `cargo build -p switchyard-tests --bin switchyard-demo`")
-    up, gw = free_port(), free_port()
+    up, gw, admin = free_port(), free_port(), free_port()
     tmp = tempfile.TemporaryDirectory()
     manifests = pathlib.Path(tmp.name) / "manifests"
     manifests.mkdir()
     (manifests / "all.yaml").write_text(MANIFESTS.format(up=up, key=ANTHROPIC_KEY))
     log = open(pathlib.Path(tmp.name) / "demo.log", "w")
     proc = subprocess.Popen(
-        [str(DEMO), "--listen", f"127.0.0.1:{gw}", "--upstream", f"127.0.0.1:{up}", "--manifests", str(manifests)],
+        [str(DEMO), "--listen", f"127.0.0.1:{gw}", "--admin-listen", f"127.0.0.1:{admin}", "--upstream", f"127.0.0.1:{up}", "--manifests", str(manifests)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "SWITCHYARD_MOCK_ANTHROPIC_KEY": ANTHROPIC_KEY},
@@ -108,7 +108,7 @@ def gateway():
     deadline = time.time() + 30
     while True:
         try:
-            with urllib.request.urlopen(base + "/readyz", timeout=1) as r:
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=1) as r:
                 if r.status == 200:
                     break
         except OSError:

@@ -38,8 +38,10 @@ impl Drop for TempDir {
 #[derive(Debug)]
 pub struct Gateway {
     running: Option<switchyard_dataplane::Running>,
-    /// Listening address.
+    /// Listening address (the API).
     pub addr: SocketAddr,
+    /// Address of health and metrics (`--admin-listen`).
+    pub admin_addr: SocketAddr,
     dir: TempDir,
     http: reqwest::Client,
 }
@@ -85,6 +87,7 @@ impl Gateway {
         // Every flag at its default (as the binary would have it), then the test's choices.
         let mut config = <Config as clap::Parser>::try_parse_from(["switchyard-dataplane"])?;
         config.listen = "127.0.0.1:0".parse()?;
+        config.admin_listen = "127.0.0.1:0".parse()?;
         config.manifests = Some(mdir);
         config.watch_interval_ms = 20;
         config.spool_dir = Some(dir.path().join("spool"));
@@ -109,7 +112,7 @@ impl Gateway {
             config.body_timeout_ms = ms;
         }
         let running = switchyard_dataplane::start(config).await?;
-        let addr = running.addr;
+        let (addr, admin_addr) = (running.addr, running.admin_addr);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !running.state.is_ready() {
             anyhow::ensure!(
@@ -121,6 +124,7 @@ impl Gateway {
         Ok(Self {
             running: Some(running),
             addr,
+            admin_addr,
             dir,
             http: client(),
         })
@@ -139,6 +143,11 @@ impl Gateway {
     /// `http://ADDR/PATH`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// `http://ADMIN_ADDR/PATH`: health and metrics.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{}", self.admin_addr, path)
     }
 
     /// The running data plane.
@@ -385,6 +394,11 @@ impl Gateway {
         Answer::read(req.send().await?).await
     }
 
+    /// `GET path` on the admin listener (health and metrics).
+    pub async fn get_admin(&self, path: &str) -> anyhow::Result<Answer> {
+        Answer::read(self.http.get(self.admin_url(path)).send().await?).await
+    }
+
     /// `POST path` returning the response unread (for reading a stream piece by piece).
     pub async fn open(
         &self,
@@ -420,6 +434,8 @@ pub struct DataplaneProcess {
     child: std::process::Child,
     /// `http://127.0.0.1:PORT`.
     pub base_url: String,
+    /// `http://127.0.0.1:PORT` of health and metrics.
+    pub admin_url: String,
     _dir: TempDir,
 }
 
@@ -431,14 +447,19 @@ impl DataplaneProcess {
         let mdir = dir.path().join("manifests");
         std::fs::create_dir_all(&mdir)?;
         std::fs::write(mdir.join("s.yaml"), manifests::documents(objects))?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
+        let free_port = || -> std::io::Result<u16> {
+            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port())
+        };
+        let (port, admin_port) = (free_port()?, free_port()?);
         let log = std::fs::File::create(dir.path().join("dataplane.log"))?;
         let child = std::process::Command::new(binary)
             .args([
                 "--listen",
                 &format!("127.0.0.1:{port}"),
+                "--admin-listen",
+                &format!("127.0.0.1:{admin_port}"),
                 "--manifests",
                 &mdir.display().to_string(),
                 "--spool-dir",
@@ -450,12 +471,13 @@ impl DataplaneProcess {
         let me = Self {
             child,
             base_url: format!("http://127.0.0.1:{port}"),
+            admin_url: format!("http://127.0.0.1:{admin_port}"),
             _dir: dir,
         };
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = client.get(format!("{}/readyz", me.base_url)).send().await
+            if let Ok(r) = client.get(format!("{}/readyz", me.admin_url)).send().await
                 && r.status().is_success()
             {
                 return Ok(me);

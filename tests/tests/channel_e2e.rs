@@ -207,6 +207,7 @@ async fn data_plane(op: &Operator, dir: &TempDir, token: &str) -> switchyard_dat
     std::fs::write(&ca_file, op.material.ca_pem().unwrap()).unwrap();
     let mut config = <Config as clap::Parser>::try_parse_from(["switchyard-dataplane"]).unwrap();
     config.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin_listen = "127.0.0.1:0".parse().unwrap();
     config.operator = Some(op.url());
     config.operator_token_file = token_file;
     config.operator_ca_file = Some(ca_file);

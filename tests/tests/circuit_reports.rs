@@ -146,6 +146,7 @@ async fn the_operator_sees_a_data_plane_circuit_open_and_close() {
     std::fs::write(&ca_file, material.ca_pem().unwrap()).unwrap();
     let mut config = <Config as clap::Parser>::try_parse_from(["switchyard-dataplane"]).unwrap();
     config.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin_listen = "127.0.0.1:0".parse().unwrap();
     config.operator = Some(format!("https://{addr}"));
     config.operator_token_file = token_file;
     config.operator_ca_file = Some(ca_file);

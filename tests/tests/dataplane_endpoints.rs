@@ -5,6 +5,7 @@
 
 use serde_json::{Value, json};
 use switchyard_dataplane::record::Outcome;
+use switchyard_runtime::telemetry::Captured;
 use switchyard_tests::harness::manifests::{provider, task_chain, workspace};
 use switchyard_tests::harness::{Gateway, anthropic_stream_text, openai_stream_text};
 use switchyard_tests::mock::MockUpstream;
@@ -492,5 +493,72 @@ async fn usage_is_asked_upstream_whatever_the_caller_sent_as_stream_options() {
             "caller sent {options}"
         );
         assert!(!r.usage_estimated);
+    }
+}
+
+#[tokio::test]
+async fn health_and_metrics_are_on_the_admin_listener_only() {
+    let mock = mock().await;
+    let gw = setup(&mock).await;
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let api = gw.get(path, &[]).await.unwrap();
+        assert_eq!(api.status, 404, "{path} on the API port: {}", api.text);
+        let admin = gw.get_admin(path).await.unwrap();
+        assert_eq!(
+            admin.status, 200,
+            "{path} on the admin port: {}",
+            admin.text
+        );
+    }
+    let metrics = gw.get_admin("/metrics").await.unwrap();
+    assert!(
+        metrics.text.contains("switchyard_"),
+        "the registry: {}",
+        metrics.text
+    );
+    assert_ne!(gw.addr, gw.admin_addr);
+}
+
+/// Every line logged in this test binary, at DEBUG (one global subscriber: a thread-scoped
+/// one misses lines while other tests run, tracing caching callsite interest across threads).
+fn logs() -> &'static Captured {
+    static LOGS: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = Captured::default();
+        assert!(
+            logs.install_global(tracing::Level::DEBUG),
+            "the only subscriber of this test binary"
+        );
+        logs
+    })
+}
+
+#[tokio::test]
+async fn every_log_line_of_a_request_names_its_id_as_the_record_does() {
+    let logs = logs();
+    let mock = mock().await;
+    let gw = setup(&mock).await;
+    // An OpenAI parameter Anthropic does not know: the translation logs that it dropped it.
+    let body = json!({"model": "claude-mock", "max_tokens": 20, "frobnicate": 1, "messages": [{"role": "user", "content": "hi"}]});
+    for sent in [Some("caller-trace-42"), None] {
+        let headers: Vec<(&str, &str)> = sent.iter().map(|id| ("x-request-id", *id)).collect();
+        let a = gw
+            .post_with("/v1/chat/completions", &body, &headers)
+            .await
+            .unwrap();
+        assert_eq!(a.status, 200, "{}", a.text);
+        let id = a.request_id();
+        if let Some(sent) = sent {
+            assert_eq!(id, sent, "the caller's id is kept");
+        }
+        assert_eq!(gw.record_of(&id).await.unwrap().request_id, id);
+        let text = logs.text();
+        let line = text
+            .lines()
+            .find(|l| l.contains("unknown OpenAI parameters dropped") && l.contains(&id));
+        assert!(
+            line.is_some_and(|l| l.contains(&format!("request{{id={id}"))),
+            "a line in the request span naming {id}: {text}"
+        );
     }
 }

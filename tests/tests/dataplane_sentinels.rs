@@ -499,7 +499,7 @@ async fn no_credential_reaches_logs_responses_metrics_records_or_the_spool() {
             .await
             .unwrap(),
     );
-    let metrics = gw.get("/metrics", &[]).await.unwrap();
+    let metrics = gw.get_admin("/metrics").await.unwrap();
 
     // The scenario did what it says.
     let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();

@@ -516,14 +516,22 @@ fn gateway_follows_the_operator() {
     // Ports, probes, Service and PodDisruptionBudget.
     assert_eq!(container_port(c, "http"), cfg.listen.port());
     assert!(cfg.listen.ip().is_unspecified());
+    // Health and metrics on their own port (`--admin-listen`).
+    assert_eq!(container_port(c, "admin"), cfg.admin_listen.port());
+    assert!(cfg.admin_listen.ip().is_unspecified());
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/healthz");
+    assert_eq!(c["livenessProbe"]["httpGet"]["port"], "admin");
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
-    assert_eq!(c["readinessProbe"]["httpGet"]["port"], "http");
+    assert_eq!(c["readinessProbe"]["httpGet"]["port"], "admin");
     let svc = find(&objs, "Service", "switchyard-gateway");
     assert!(labels_match(&svc["spec"]["selector"], labels));
     assert_eq!(
         by_name(arr(svc, "/spec/ports"), "http")["targetPort"],
         "http"
+    );
+    assert_eq!(
+        by_name(arr(svc, "/spec/ports"), "metrics")["targetPort"],
+        "admin"
     );
     let pdb = find(&objs, "PodDisruptionBudget", "switchyard-gateway");
     assert!(labels_match(
@@ -552,6 +560,7 @@ fn sidecar_example_calls_the_data_plane_on_localhost() {
     )
     .unwrap();
     assert!(cfg.listen.ip().is_loopback(), "reachable from the Pod only");
+    assert!(cfg.admin_listen.ip().is_loopback(), "metrics too");
     // The app calls that address.
     let app = by_name(containers, "app");
     let base = s(by_name(arr(app, "/env"), "OPENAI_BASE_URL"), "/value");
@@ -607,6 +616,22 @@ fn network_policies_select_the_pods() {
         &gw["spec"]["podSelector"]["matchLabels"],
         &pod_labels(&default, "switchyard-gateway")
     ));
+    // The gateway's health and metrics port (its `--admin-listen`) is admitted too.
+    let gw_admin = container_port(
+        by_name(
+            arr(
+                &find(&default, "Deployment", "switchyard-gateway")["spec"]["template"]["spec"],
+                "/containers",
+            ),
+            "dataplane",
+        ),
+        "admin",
+    );
+    assert!(
+        arr(gw, "/spec/ingress")
+            .iter()
+            .any(|r| r["ports"][0]["port"] == u64::from(gw_admin))
+    );
     // Every data plane may reach the channel.
     let channel = arr(op, "/spec/ingress")
         .iter()

@@ -100,6 +100,7 @@ async fn data_plane(
     gw_port: u16,
 ) -> (Proc, String, std::path::PathBuf) {
     let gw = format!("http://127.0.0.1:{gw_port}");
+    let admin = format!("127.0.0.1:{}", free_port());
     let dp_log = d.join("dataplane.log");
     let proc = spawn(
         env!("CARGO_BIN_EXE_run-dataplane"),
@@ -107,6 +108,8 @@ async fn data_plane(
         &[
             "--listen".into(),
             format!("127.0.0.1:{gw_port}"),
+            "--admin-listen".into(),
+            admin.clone(),
             "--operator".into(),
             format!("https://127.0.0.1:{op_channel}"),
             "--operator-token-file".into(),
@@ -118,7 +121,13 @@ async fn data_plane(
         ],
         &dp_log,
     );
-    wait_ready(client, &format!("{gw}/readyz"), "data plane", &dp_log).await;
+    wait_ready(
+        client,
+        &format!("http://{admin}/readyz"),
+        "data plane",
+        &dp_log,
+    )
+    .await;
     (proc, gw, dp_log)
 }
 

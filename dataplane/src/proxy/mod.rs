@@ -43,7 +43,7 @@ use call::Call;
 /// Response header naming the route taken.
 pub const ROUTE_HEADER: &str = "x-switchyard-route";
 /// Request id header (propagated or generated).
-pub const REQUEST_ID_HEADER: &str = "x-request-id";
+pub const REQUEST_ID_HEADER: &str = switchyard_runtime::request_id::HEADER;
 
 /// How a chat request reaches a TaskChain.
 #[derive(Clone, Debug, Default)]
@@ -160,11 +160,8 @@ fn with_request_id(mut r: Response, id: &str) -> Response {
 }
 
 fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned)
+    // The router's request-id layer has set it already (so logs and records name one id).
+    switchyard_runtime::request_id::of(headers)
 }
 
 /// Reads the body with the size limit and the body deadline.

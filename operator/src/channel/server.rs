@@ -79,8 +79,7 @@ impl Default for ChannelOptions {
 }
 
 /// The peer address of a connection, put in request extensions by [`super::serve_tls`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RemoteAddr(pub SocketAddr);
+pub use switchyard_runtime::serve::RemoteAddr;
 
 /// The authenticated caller, in request extensions after the auth layer.
 #[derive(Clone, Debug)]

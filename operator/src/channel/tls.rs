@@ -2,26 +2,16 @@
 //! ConfigMap for data planes to trust, and the TLS server itself (HTTP/1.1 and HTTP/2).
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
-
-use super::server::RemoteAddr;
 
 /// Field manager of the operator's server-side applies.
 pub const FIELD_MANAGER: &str = "switchyard-operator";
@@ -233,169 +223,51 @@ pub async fn publish_ca(
     Ok(())
 }
 
-/// A running channel server (see [`serve_tls`]).
-#[derive(Debug)]
-#[must_use = "dropping the handle leaves the server running; call shutdown to stop it"]
-pub struct ChannelServer {
-    addr: SocketAddr,
-    stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl ChannelServer {
-    /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Stops accepting, asks open connections to finish (HTTP/2 GOAWAY, HTTP/1.1 close after
-    /// the current response), and after `grace` closes what is still open (snapshot streams
-    /// never finish by themselves; data planes reconnect elsewhere or later).
-    pub async fn shutdown(self, grace: Duration) {
-        let _ = self.stop.send(true);
-        let mut task = self.task;
-        if tokio::time::timeout(grace, &mut task).await.is_err() {
-            task.abort();
-            let _ = task.await;
-        }
-    }
-}
-
-/// How long a client has to finish the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A running channel server (see [`serve_tls`]): stop it with `shutdown(grace)`, which asks
+/// open connections to finish (HTTP/2 GOAWAY, HTTP/1.1 close after the current response) and
+/// after `grace` closes what is still open (snapshot streams never finish by themselves; data
+/// planes reconnect elsewhere or later).
+pub type ChannelServer = switchyard_runtime::serve::Server;
 
 /// Serves `router` over TLS on `listener` (HTTP/1.1 and HTTP/2 by ALPN) until
-/// [`ChannelServer::shutdown`]. Each request carries its peer as a [`RemoteAddr`] extension.
+/// `ChannelServer::shutdown`. Each request carries its peer as a
+/// [`super::server::RemoteAddr`] extension.
 pub fn serve_tls(
     listener: TcpListener,
     router: Router,
     material: &TlsMaterial,
 ) -> Result<ChannelServer, TlsError> {
     let acceptor = TlsAcceptor::from(material.server_config()?);
-    let addr = listener.local_addr().map_err(|source| TlsError::Io {
-        path: PathBuf::from("<listener>"),
-        source,
-    })?;
-    let (stop, stop_rx) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, acceptor, router, stop_rx));
+    let options = switchyard_runtime::serve::Options {
+        name: "tls",
+        tls: Some(acceptor),
+        ..Default::default()
+    };
     // No log here: this serves the data-plane channel and the REST facade alike; each caller
     // says what it listens for.
-    Ok(ChannelServer { addr, stop, task })
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    router: Router,
-    mut stop: watch::Receiver<bool>,
-) {
-    let mut conns = JoinSet::new();
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, remote)) => {
-                    conns.spawn(connection(tcp, remote, acceptor.clone(), router.clone(), stop.clone()));
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little rather than spin.
-                    tracing::warn!(error = %e, "channel: accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(_) = conns.join_next(), if !conns.is_empty() => {}
-        }
-    }
-    drop(listener);
-    while conns.join_next().await.is_some() {}
-}
-
-async fn connection(
-    tcp: TcpStream,
-    remote: SocketAddr,
-    acceptor: TlsAcceptor,
-    router: Router,
-    mut stop: watch::Receiver<bool>,
-) {
-    let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            tracing::debug!(%remote, error = %e, "channel: TLS handshake failed");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%remote, "channel: TLS handshake timed out");
-            return;
-        }
-    };
-    let service = router.map_request(move |mut req: axum::extract::Request<_>| {
-        req.extensions_mut().insert(RemoteAddr(remote));
-        req
-    });
-    let service = TowerToHyperService::new(service);
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Duration::from_secs(30));
-    let conn = builder.serve_connection(TokioIo::new(tls), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => {
-            if let Err(e) = r {
-                tracing::debug!(%remote, error = %e, "channel: connection ended with an error");
-            }
-        }
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
-    }
+    switchyard_runtime::serve::serve(listener, router, options).map_err(|source| TlsError::Io {
+        path: PathBuf::from("<listener>"),
+        source,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-
     use super::*;
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[tokio::test]
     async fn serving_a_router_does_not_claim_to_be_the_data_plane_channel() {
         // serve_tls also serves the REST facade: naming the listener is the caller's job.
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let captured = switchyard_runtime::telemetry::Captured::default();
+        let _guard = tracing::subscriber::set_default(captured.subscriber(tracing::Level::INFO));
         let _ = rustls::crypto::ring::default_provider().install_default();
         let material = TlsMaterial::self_signed(&["localhost".to_owned()]).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = serve_tls(listener, Router::new(), &material).unwrap();
         tracing::info!("marker");
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let text = captured.text();
         assert!(text.contains("marker"), "the capture works: {text}");
         assert!(!text.contains("data-plane channel"), "{text}");
         drop(server);

@@ -7,7 +7,8 @@
 //! The router is built from [`endpoints`]: one entry per route with its handler, its
 //! authorization and its documentation, so the document lists every route by construction.
 //! Layers, outermost first: panic → 500 in the error shape; `Authorization` marked sensitive;
-//! request tracing; then, on every route but `openapi.json`, authentication ([`auth`]); the
+//! the request id (`x-request-id`, kept or made, echoed in the answer) and request tracing in a
+//! `request` span carrying it (`switchyard_runtime::request_id`); then, on every route but `openapi.json`, authentication ([`auth`]); the
 //! handlers authorize (SubjectAccessReview) and answer. Unknown paths and methods get 404/405
 //! in the error shape.
 
@@ -35,9 +36,9 @@ use switchyard_crds::{
     AffinityGroup, Backend, MuxRule, Provider, RouterPolicy, TaskChain, Workspace,
 };
 use switchyard_routing::table::RoutingTable;
+use switchyard_runtime::request_id::{self, Events};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::TraceLayer;
 
 use crate::channel::{Authenticator, Authorizer, Identity, SnapshotHub};
 use crate::store::Store;
@@ -111,10 +112,10 @@ impl Facade {
             .fallback(|| async { ApiError::not_found("no such route") })
             .method_not_allowed_fallback(|| async { ApiError::method_not_allowed() })
             .with_state(self);
-        Router::new()
+        let routes = Router::new()
             .nest(BASE, api)
-            .fallback(|| async { ApiError::not_found("no such route") })
-            .layer(TraceLayer::new_for_http())
+            .fallback(|| async { ApiError::not_found("no such route") });
+        request_id::traced(routes, Events::Default)
             .layer(SetSensitiveRequestHeadersLayer::new([
                 header::AUTHORIZATION,
             ]))

@@ -21,6 +21,9 @@ struct Args {
     /// Data plane address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Health and metrics address.
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    admin_listen: SocketAddr,
     /// Mock upstream address (the quickstart Providers point at 127.0.0.1:8081).
     #[arg(long, default_value = "127.0.0.1:8081")]
     upstream: SocketAddr,
@@ -52,6 +55,7 @@ async fn main() -> anyhow::Result<()> {
         .context("starting the mock upstream")?;
     let mut config = <Config as clap::Parser>::try_parse_from(["switchyard-dataplane"])?;
     config.listen = args.listen;
+    config.admin_listen = args.admin_listen;
     config.manifests = Some(manifests.clone());
     config.spool_dir = Some(work.join("spool"));
     config.spool_max_bytes = 64 << 20;
@@ -62,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
     let gateway = switchyard_dataplane::start(config)
         .await
         .context("starting the data plane")?;
-    let gw = gateway.addr;
+    let (gw, admin) = (gateway.addr, gateway.admin_addr);
     println!(
         "\nSwitchyard data plane on http://{gw} (manifests: {}), mock upstream on {}\n\
          Edit the manifests and the route changes within a second. Try:\n\n  \
@@ -72,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
          -d '{{\"model\":\"demo-smart\",\"stream\":true,\"messages\":[{{\"role\":\"user\",\"content\":\"Stream, please\"}}]}}'\n\n  \
          curl -s http://{gw}/v1/messages -H 'anthropic-version: 2023-06-01' -H 'content-type: application/json' \\\n    \
          -d '{{\"model\":\"demo-fast\",\"max_tokens\":100,\"messages\":[{{\"role\":\"user\",\"content\":\"Hi, Claude-style\"}}]}}'\n\n\
-         Records: {}\nMetrics: http://{gw}/metrics    Ctrl-C to stop.\n",
+         Records: {}\nMetrics: http://{admin}/metrics    Ctrl-C to stop.\n",
         manifests.display(),
         mock.base_url(),
         work.join("records.jsonl").display(),
