@@ -24,6 +24,7 @@ mod eval;
 mod functions;
 mod lexer;
 mod parser;
+mod value;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -31,8 +32,8 @@ use std::fmt;
 use serde_json::Value as Json;
 
 use eval::Eval;
-pub use eval::{float_text, last_message_text, number_text};
 use parser::{Node, Parser, Stop};
+pub use value::{float_text, last_message_text, number_text};
 
 /// Largest rendered output, in bytes.
 pub const MAX_OUTPUT_BYTES: usize = 1 << 20;

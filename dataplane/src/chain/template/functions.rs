@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use serde_json::{Map, Value as Json};
 
 use super::Val;
-use super::eval::{field, float_text, json_text, kind, last_message_text, to_text, truthy};
+use super::value::{field, float_text, json_text, kind, last_message_text, to_text, truthy};
 
 /// A value as JSON for comparison and encoding (a chat history: its last message's text for
 /// comparisons).
