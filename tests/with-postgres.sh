@@ -2,7 +2,7 @@
 # Usage: tests/with-postgres.sh CMD [ARGS...]
 #
 # Runs CMD with SWITCHYARD_TEST_POSTGRES_URL pointing at a throwaway PostgreSQL cluster, e.g.
-#   bash tests/with-postgres.sh cargo test -p switchyard-operator --test store
+#   bash tests/with-postgres.sh cargo test -p switchyard-operator --test integration store::
 #
 # The cluster uses the binaries of Debian's `postgresql` package (/usr/lib/postgresql/*/bin, the
 # newest version; else initdb/pg_ctl on PATH): initdb into a temporary directory, trust

@@ -1,0 +1,7 @@
+//! The integration tests of switchyard-dataplane, one module per topic, in one test binary
+//! (each binary links the whole crate; on a small machine linking dominates `cargo test`).
+//! Run one topic with `cargo test -p switchyard-dataplane --test integration guardrails::`.
+
+mod egress;
+mod guardrails;
+mod translate_golden;
