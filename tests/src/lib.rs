@@ -1,6 +1,5 @@
-//! Shared helpers for Switchyard's integration tests: the mock upstream (also the
-//! `switchyard-mock-upstream` binary), a mock TaskChain hook server and process harnesses.
+//! Shared helpers for Switchyard's integration tests: a mock TaskChain hook server and process
+//! harnesses. The mock upstream is the `switchyard-mock` crate.
 
 pub mod harness;
 pub mod hook;
-pub mod mock;

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use switchyard_dataplane::config::{Config, LogFormat};
-use switchyard_tests::mock::{MockConfig, MockUpstream};
+use switchyard_mock::{MockConfig, MockUpstream};
 
 /// Local quickstart: mock upstream + data plane on the quickstart samples.
 #[derive(Debug, Parser)]
