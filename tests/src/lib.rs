@@ -1,5 +1,7 @@
 //! Shared helpers for Switchyard's integration tests: a mock TaskChain hook server and process
-//! harnesses. The mock upstream is the `switchyard-mock` crate.
+//! harnesses (the mock upstream is the `switchyard-mock` crate); and the generators of the flags
+//! and metrics references ([`reference`]).
 
 pub mod harness;
 pub mod hook;
+pub mod reference;
