@@ -34,7 +34,7 @@ fi
 echo "== building $profile binaries" >&2
 build_flags=(--locked)
 [[ $profile == release ]] && build_flags+=(--release)
-cargo build "${build_flags[@]}" -p switchyard-tests -p switchyard-dataplane -p switchyard-operator \
+cargo build "${build_flags[@]}" -p switchyard-mock -p switchyard-dataplane -p switchyard-operator \
   -p switchyard-bench --bin switchyard-mock-upstream --bin switchyard-dataplane \
   --bin switchyard-operator --bin switchyard-bench --bin switchyard-floor >&2
 

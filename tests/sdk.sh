@@ -8,5 +8,6 @@ if [ ! -x "$venv/bin/pytest" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check openai anthropic pytest
 fi
-cargo build -q --locked -p switchyard-tests --bin switchyard-demo
+cargo build -q --locked -p switchyard-mock -p switchyard-dataplane --bin switchyard-mock-upstream \
+  --bin switchyard-dataplane
 "$venv/bin/pytest" -q tests/python

@@ -124,6 +124,20 @@ pub struct Config {
     /// Log format.
     #[arg(long, env = "SWITCHYARD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
+    /// Demo mode (the local quickstart): start the bundled mock upstream on this address
+    /// (`--demo` alone: 127.0.0.1:8081) and serve the quickstart samples, written to
+    /// `$TMPDIR/switchyard-demo/manifests` unless `--manifests` is given, on 127.0.0.1:8080 unless
+    /// `--listen` is given. Prints what to try.
+    #[arg(
+        long,
+        env = "SWITCHYARD_DEMO",
+        value_name = "MOCK_ADDR",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = crate::demo::DEFAULT_MOCK_ADDR,
+        conflicts_with_all = ["snapshot_file", "operator"]
+    )]
+    pub demo: Option<SocketAddr>,
 }
 
 pub use switchyard_runtime::telemetry::LogFormat;

@@ -14,8 +14,11 @@ fn main() -> anyhow::Result<()> {
     switchyard_dataplane::init_tracing(config.log_format);
     // kube and reqwest both use rustls; one process-wide provider (ring) avoids ambiguity.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(switchyard_dataplane::run(config))
+        .build()?;
+    if config.demo.is_some() {
+        return runtime.block_on(switchyard_dataplane::demo::run(config));
+    }
+    runtime.block_on(switchyard_dataplane::run(config))
 }

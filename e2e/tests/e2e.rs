@@ -19,8 +19,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use switchyard_mock::MockUpstream;
 use switchyard_tests::harness::TempDir;
-use switchyard_tests::mock::MockUpstream;
 
 const SYSTEM_NS: &str = "switchyard-system";
 

@@ -1,10 +1,12 @@
 """The official OpenAI and Anthropic Python SDKs against a real Switchyard data plane.
 
-Starts `switchyard-demo` (mock upstream + data plane) on free ports over a manifest set with an
-OpenAI-dialect provider (`demo`) and an Anthropic provider (`claude`, api_key from a Secret), so
-each SDK is tested both against its own dialect and through translation, and a TaskChain
-(`feedback`) answered as the model `chain/feedback`.
-Run with: pytest tests/python (after `cargo build -p switchyard-tests --bin switchyard-demo`).
+Starts `switchyard-mock-upstream` and `switchyard-dataplane` on free ports, the data plane over a
+manifest set with an OpenAI-dialect provider (`demo`) and an Anthropic provider (`claude`, api_key
+from a Secret, which the mock requires), so each SDK is tested both against its own dialect and
+through translation, and a TaskChain (`feedback`) answered as the model `chain/feedback`.
+Run with: pytest tests/python (after
+`cargo build -p switchyard-mock -p switchyard-dataplane --bin switchyard-mock-upstream --bin switchyard-dataplane`),
+or bash tests/sdk.sh.
 """
 
 import json
@@ -21,7 +23,10 @@ import openai
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-DEMO = pathlib.Path(os.environ.get("SWITCHYARD_DEMO_BIN", ROOT / "target" / "debug" / "switchyard-demo"))
+BIN_DIR = pathlib.Path(os.environ.get("SWITCHYARD_BIN_DIR", ROOT / "target" / "debug"))
+MOCK = BIN_DIR / "switchyard-mock-upstream"
+DATAPLANE = BIN_DIR / "switchyard-dataplane"
+BUILD = "cargo build -p switchyard-mock -p switchyard-dataplane --bin switchyard-mock-upstream --bin switchyard-dataplane"
 ANTHROPIC_KEY = "sk-ant-sdk-test-0000000000000000"
 
 MANIFESTS = """
@@ -90,19 +95,26 @@ def free_port():
 
 @pytest.fixture(scope="module")
 def gateway():
-    if not DEMO.exists():
-        pytest.fail(f"{DEMO} is missing: run `cargo build -p switchyard-tests --bin switchyard-demo`")
+    for binary in (MOCK, DATAPLANE):
+        if not binary.exists():
+            pytest.fail(f"{binary} is missing: run `{BUILD}`")
     up, gw, admin = free_port(), free_port(), free_port()
     tmp = tempfile.TemporaryDirectory()
     manifests = pathlib.Path(tmp.name) / "manifests"
     manifests.mkdir()
     (manifests / "all.yaml").write_text(MANIFESTS.format(up=up, key=ANTHROPIC_KEY))
-    log = open(pathlib.Path(tmp.name) / "demo.log", "w")
-    proc = subprocess.Popen(
-        [str(DEMO), "--listen", f"127.0.0.1:{gw}", "--admin-listen", f"127.0.0.1:{admin}", "--upstream", f"127.0.0.1:{up}", "--manifests", str(manifests)],
+    log = open(pathlib.Path(tmp.name) / "gateway.log", "w")
+    mock = subprocess.Popen(
+        [str(MOCK), "--listen", f"127.0.0.1:{up}", "--anthropic-key", ANTHROPIC_KEY],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, "SWITCHYARD_MOCK_ANTHROPIC_KEY": ANTHROPIC_KEY},
+    )
+    proc = subprocess.Popen(
+        [str(DATAPLANE), "--listen", f"127.0.0.1:{gw}", "--admin-listen", f"127.0.0.1:{admin}",
+         "--manifests", str(manifests),
+         "--spool-dir", str(pathlib.Path(tmp.name) / "spool")],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{gw}"
     deadline = time.time() + 30
@@ -113,13 +125,16 @@ def gateway():
                     break
         except OSError:
             pass
-        if time.time() > deadline or proc.poll() is not None:
+        if time.time() > deadline or proc.poll() is not None or mock.poll() is not None:
             proc.kill()
+            mock.kill()
             raise RuntimeError("gateway did not become ready: " + open(log.name).read())
         time.sleep(0.1)
     yield base
     proc.terminate()
     proc.wait(timeout=10)
+    mock.terminate()
+    mock.wait(timeout=10)
     tmp.cleanup()
 
 

@@ -1,8 +1,9 @@
-//! Shared helpers for Switchyard's integration tests: the mock upstream (also the
-//! `switchyard-mock-upstream` binary), a mock TaskChain hook server, process harnesses, and the
-//! check that no crate has an import cycle between its modules ([`module_graph`]).
+//! Shared helpers for Switchyard's integration tests: a mock TaskChain hook server and process
+//! harnesses (the mock upstream is the `switchyard-mock` crate); the check that no crate has an
+//! import cycle between its modules ([`module_graph`]); and the generators of the flags and
+//! metrics references ([`reference`]).
 
 pub mod harness;
 pub mod hook;
-pub mod mock;
 pub mod module_graph;
+pub mod reference;

@@ -14,12 +14,12 @@ use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::json;
+use switchyard_mock::{Behavior, MockConfig, MockUpstream, ScriptRule};
 use switchyard_tests::harness::manifests::{
     affinity_group, api_key, backend, client_key, guardrails, mux_rule, passthrough, provider,
     router_policy, secret, to_provider, workspace,
 };
 use switchyard_tests::harness::{Answer, Gateway};
-use switchyard_tests::mock::{Behavior, MockConfig, MockUpstream, ScriptRule};
 
 const OPENAI_KEY: &str = "sk-SENTINEL-provider-openai-7f3a9c2e5b";
 const ANTHROPIC_KEY: &str = "sk-ant-SENTINEL-provider-4b8d1e6f0a";

@@ -2,6 +2,7 @@
 //! (each binary links the whole crate; on a small machine linking dominates `cargo test`).
 //! Run one topic with `cargo test -p switchyard-dataplane --test integration guardrails::`.
 
+mod demo;
 mod egress;
 mod guardrails;
 mod translate_golden;

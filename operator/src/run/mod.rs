@@ -82,10 +82,17 @@ fn log_issues(c: &Compiled) {
     }
 }
 
+/// The registry `/metrics` serves: the operator's own metrics (returned) and the channel's
+/// (`docs/reference/metrics.md` is generated from it).
+pub fn metrics_registry(channel: &Channel) -> (Registry, Metrics) {
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(&mut registry);
+    channel.register_metrics(&mut registry);
+    (registry, metrics)
+}
+
 /// Runs the operator until SIGINT/SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let mut registry = Registry::default();
-    let metrics = Arc::new(Metrics::new(&mut registry));
     let store = Store::connect(&config.store)
         .await
         .context("connecting the record store")?;
@@ -151,7 +158,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Arc::new(StoreSink(store.clone())),
         ChannelOptions::default(),
     );
-    channel.register_metrics(&mut registry);
+    let (registry, metrics) = metrics_registry(&channel);
+    let metrics = Arc::new(metrics);
     let listener = tokio::net::TcpListener::bind(config.channel_listen)
         .await
         .with_context(|| format!("binding {}", config.channel_listen))?;

@@ -16,12 +16,12 @@ use switchyard_crds::compile::{Inventory, Severity, compile};
 use switchyard_crds::record::Interception;
 use switchyard_crds::snapshot::Snapshot;
 use switchyard_dataplane::config::{Config, LogFormat};
+use switchyard_mock::MockUpstream;
 use switchyard_operator::channel::{
     Channel, ChannelOptions, ChannelServer, IngestReport, RecordSink, SnapshotHub,
     StaticTokenAuthenticator, TlsMaterial, serve_tls,
 };
 use switchyard_tests::harness::TempDir;
-use switchyard_tests::mock::MockUpstream;
 
 const TOKEN: &str = "e2e-channel-token";
 

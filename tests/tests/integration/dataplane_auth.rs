@@ -5,11 +5,11 @@
 
 use serde_json::{Value, json};
 use switchyard_dataplane::record::Outcome;
+use switchyard_mock::{MockConfig, MockUpstream, RecordedRequest};
 use switchyard_tests::harness::manifests::{
     api_key, client_key, mux_rule, passthrough, provider, secret, to_provider, workspace,
 };
 use switchyard_tests::harness::{Gateway, GatewayOptions};
-use switchyard_tests::mock::{MockConfig, MockUpstream, RecordedRequest};
 
 const OPENAI_KEY: &str = "sk-provider-openai-0123456789";
 const ANTHROPIC_KEY: &str = "sk-ant-provider-0123456789";

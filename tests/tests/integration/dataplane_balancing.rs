@@ -8,9 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchyard_mock::{Behavior, MockUpstream, ScriptRule};
 use switchyard_tests::harness::manifests::{affinity_group, backend, workspace};
 use switchyard_tests::harness::{Answer, Gateway};
-use switchyard_tests::mock::{Behavior, MockUpstream, ScriptRule};
 
 async fn mocks(n: usize) -> Vec<MockUpstream> {
     let mut out = Vec::new();

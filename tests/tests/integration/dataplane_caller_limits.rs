@@ -6,9 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};
+use switchyard_mock::MockUpstream;
 use switchyard_tests::harness::Gateway;
 use switchyard_tests::harness::manifests::{client_key, provider, secret, workspace};
-use switchyard_tests::mock::MockUpstream;
 
 const ALICE_KEY: &str = "sk-gw-alice-0123456789";
 

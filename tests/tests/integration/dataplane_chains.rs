@@ -10,12 +10,12 @@
 use serde_json::{Value, json};
 use switchyard_crds::record::{Interception, Outcome};
 use switchyard_crds::usage::Usage;
+use switchyard_mock::{Behavior, MockUpstream, ScriptRule};
 use switchyard_tests::harness::manifests::{
     mux_rule, provider, router_policy, secret, task_chain_with, to_provider, workspace,
 };
 use switchyard_tests::harness::{Answer, Gateway, openai_stream_text};
 use switchyard_tests::hook::MockHook;
-use switchyard_tests::mock::{Behavior, MockUpstream, ScriptRule};
 
 async fn mock() -> MockUpstream {
     MockUpstream::start("127.0.0.1:0".parse().unwrap())

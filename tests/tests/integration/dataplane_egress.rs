@@ -3,8 +3,8 @@
 //! target of the route still serves the request.
 
 use serde_json::json;
+use switchyard_mock::MockUpstream;
 use switchyard_tests::harness::Gateway;
-use switchyard_tests::mock::MockUpstream;
 
 fn manifests(mock: &str) -> String {
     format!(

@@ -5,10 +5,10 @@
 
 use serde_json::{Value, json};
 use switchyard_dataplane::record::Outcome;
+use switchyard_mock::MockUpstream;
 use switchyard_runtime::telemetry::Captured;
 use switchyard_tests::harness::manifests::{provider, task_chain, workspace};
 use switchyard_tests::harness::{Gateway, anthropic_stream_text, openai_stream_text};
-use switchyard_tests::mock::MockUpstream;
 
 async fn mock() -> MockUpstream {
     MockUpstream::start("127.0.0.1:0".parse().unwrap())

@@ -8,11 +8,11 @@
 use serde_json::{Value, json};
 use switchyard_dataplane::record::{Interception, Outcome};
 use switchyard_dataplane::usage::Usage;
+use switchyard_mock::{Behavior, MockUpstream, ScriptRule};
 use switchyard_tests::harness::manifests::{
     mux_rule, provider, router_policy, to_provider, workspace,
 };
 use switchyard_tests::harness::{Answer, Gateway, GatewayOptions};
-use switchyard_tests::mock::{Behavior, MockUpstream, ScriptRule};
 
 const ANTHROPIC: (&str, &str) = ("anthropic-version", "2023-06-01");
 

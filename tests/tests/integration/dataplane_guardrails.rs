@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 use switchyard_crds::workspace::GuardrailAction;
 use switchyard_dataplane::guardrails::Category;
 use switchyard_dataplane::record::{Interception, Outcome};
+use switchyard_mock::MockUpstream;
 use switchyard_tests::harness::manifests::{guardrails, provider, workspace};
 use switchyard_tests::harness::{Answer, Gateway};
-use switchyard_tests::mock::MockUpstream;
 
 /// A GitHub personal access token shape (`ghp_` + 36 alphanumerics), fake.
 const TOKEN: &str = "ghp_Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2";

@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchyard_dataplane::record::Outcome;
+use switchyard_mock::MockUpstream;
 use switchyard_tests::harness::manifests::{
     mux_rule, provider, router_policy, to_provider, workspace,
 };
 use switchyard_tests::harness::{
     DataplaneProcess, Gateway, GatewayOptions, rss_kib, sse_data, sse_events,
 };
-use switchyard_tests::mock::MockUpstream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 async fn mock() -> MockUpstream {

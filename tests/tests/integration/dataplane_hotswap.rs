@@ -6,9 +6,9 @@
 
 use serde_json::{Value, json};
 use switchyard_dataplane::record::Outcome;
+use switchyard_mock::MockUpstream;
 use switchyard_tests::harness::manifests::{mux_rule, provider, to_provider, workspace};
 use switchyard_tests::harness::{Gateway, openai_stream_text, sse_data};
-use switchyard_tests::mock::MockUpstream;
 
 async fn two_mocks() -> (MockUpstream, MockUpstream) {
     let a = MockUpstream::start("127.0.0.1:0".parse().unwrap())

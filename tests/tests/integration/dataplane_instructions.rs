@@ -5,9 +5,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};
+use switchyard_mock::MockUpstream;
 use switchyard_tests::harness::Gateway;
 use switchyard_tests::harness::manifests::{provider, workspace};
-use switchyard_tests::mock::MockUpstream;
 
 const INSTRUCTIONS: &str = "Always answer in French.";
 

@@ -11,11 +11,11 @@ use std::time::Instant;
 
 use futures_util::StreamExt;
 use serde_json::{Value, json};
+use switchyard_mock::{Behavior, MockUpstream, ScriptRule};
 use switchyard_tests::harness::Gateway;
 use switchyard_tests::harness::manifests::{
     mux_rule, provider, router_policy, to_provider, workspace,
 };
-use switchyard_tests::mock::{Behavior, MockUpstream, ScriptRule};
 
 async fn mock() -> MockUpstream {
     MockUpstream::start("127.0.0.1:0".parse().unwrap())

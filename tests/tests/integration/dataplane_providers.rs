@@ -5,9 +5,9 @@
 
 use serde_json::json;
 use switchyard_dataplane::record::Outcome;
+use switchyard_mock::{MockConfig, MockUpstream};
 use switchyard_tests::harness::manifests::{api_key, provider, secret, workspace};
 use switchyard_tests::harness::{Gateway, openai_stream_text};
-use switchyard_tests::mock::{MockConfig, MockUpstream};
 
 const OPENAI_DIALECT: [&str; 6] = [
     "openai",

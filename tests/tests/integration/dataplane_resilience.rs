@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchyard_dataplane::record::{Interception, Outcome};
+use switchyard_mock::{Behavior, MockUpstream, ScriptRule};
 use switchyard_tests::harness::manifests::{
     backend, provider, router_policy, target, to_provider, workspace,
 };
 use switchyard_tests::harness::{Answer, Gateway, GatewayOptions};
-use switchyard_tests::mock::{Behavior, MockUpstream, ScriptRule};
 
 const ANTHROPIC: (&str, &str) = ("anthropic-version", "2023-06-01");
 

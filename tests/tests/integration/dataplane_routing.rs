@@ -9,11 +9,11 @@
 
 use serde_json::{Value, json};
 use switchyard_dataplane::record::Outcome;
+use switchyard_mock::MockUpstream;
 use switchyard_tests::harness::manifests::{
     mux_rule, provider, router_policy, to_provider, workspace,
 };
 use switchyard_tests::harness::{Answer, Gateway};
-use switchyard_tests::mock::MockUpstream;
 
 async fn mock() -> MockUpstream {
     MockUpstream::start("127.0.0.1:0".parse().unwrap())

@@ -6,9 +6,9 @@
 
 use serde_json::{Value, json};
 use switchyard_dataplane::record::{Interception, Outcome};
+use switchyard_mock::{Behavior, MockUpstream, ScriptRule};
 use switchyard_tests::harness::manifests::{priced, provider, workspace};
 use switchyard_tests::harness::{Answer, Gateway, anthropic_stream_text, openai_stream_text};
-use switchyard_tests::mock::{Behavior, MockUpstream, ScriptRule};
 
 async fn setup() -> (MockUpstream, Gateway) {
     let mock = MockUpstream::start("127.0.0.1:0".parse().unwrap())

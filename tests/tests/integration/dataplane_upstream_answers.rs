@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use switchyard_dataplane::record::Outcome;
+use switchyard_mock::{Behavior, MockUpstream, ScriptRule};
 use switchyard_tests::harness::manifests::{
     api_key, mux_rule, passthrough, provider, router_policy, secret, to_provider, workspace,
 };
 use switchyard_tests::harness::{Answer, DataplaneProcess, Gateway, rss_kib, sse_data, sse_events};
-use switchyard_tests::mock::{Behavior, MockUpstream, ScriptRule};
 
 const OPENAI_KEY: &str = "sk-canary-openai-0123456789abcdef";
 const ANTHROPIC_KEY: &str = "sk-ant-canary-anthropic-0123456789";

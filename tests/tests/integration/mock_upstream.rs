@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchyard_tests::mock::{
+use switchyard_mock::{
     Behavior, CancelPhase, MockConfig, MockUpstream, RecordedRequest, ScriptRule,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -1720,7 +1720,7 @@ async fn shutdown_frees_the_port_and_base_url_is_loopback() {
 
 #[test]
 fn binary_prints_its_address_and_serves() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard-mock-upstream"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_run-mock-upstream"))
         .args([
             "--listen",
             "127.0.0.1:0",

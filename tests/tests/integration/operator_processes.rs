@@ -55,7 +55,7 @@ fn spawn(bin: &str, name: &'static str, args: &[String], log: &Path) -> Proc {
 }
 
 fn mock() -> (Proc, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard-mock-upstream"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_run-mock-upstream"))
         .args(["--listen", "127.0.0.1:0", "--no-record"])
         .stdout(Stdio::piped())
         .spawn()

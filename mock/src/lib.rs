@@ -1,11 +1,11 @@
 //! The mock LLM upstream: OpenAI, Anthropic and Ollama dialects with deterministic replies and
 //! token usage, plus scripted latency, errors, resets, mid-stream cuts and error events. It drives
-//! the integration tests, is the baseline of the benchmarks and backs the local quickstart (the
-//! `switchyard-mock-upstream` binary).
+//! the integration tests, is the baseline of the benchmarks (the `switchyard-mock-upstream`
+//! binary, [`cli`]) and backs the local quickstart (`switchyard-dataplane --demo`).
 //!
 //! ```no_run
 //! # async fn demo() -> anyhow::Result<()> {
-//! use switchyard_tests::mock::{Behavior, MockUpstream, ScriptRule};
+//! use switchyard_mock::{Behavior, MockUpstream, ScriptRule};
 //! let mock = MockUpstream::start("127.0.0.1:0".parse()?).await?;
 //! // The next request for a `demo-*` model gets a 503 (with `Retry-After: 1`).
 //! mock.script(
@@ -154,6 +154,7 @@
 mod answer;
 mod anthropic;
 mod behavior;
+pub mod cli;
 mod control;
 mod ollama;
 mod openai;

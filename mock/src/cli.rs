@@ -1,4 +1,5 @@
-//! Runs the mock upstream on a port (see `switchyard_tests::mock`) until SIGINT or SIGTERM.
+//! The `switchyard-mock-upstream` command line: runs the [mock upstream](crate) on a port until
+//! SIGINT or SIGTERM.
 //!
 //! Prints exactly one line to stdout once it accepts connections:
 //! `switchyard-mock-upstream listening on http://ADDR`. Scripts wait for and parse that line.
@@ -9,9 +10,9 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 
+use crate::{DEFAULT_MODELS, MockConfig, MockUpstream};
 use anyhow::Context as _;
 use clap::Parser;
-use switchyard_tests::mock::{DEFAULT_MODELS, MockConfig, MockUpstream};
 use tracing_subscriber::EnvFilter;
 
 /// Mock LLM upstream speaking the OpenAI, Anthropic and Ollama dialects.
@@ -38,9 +39,16 @@ struct Args {
     models: Vec<String>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+/// The binary's `main`: parses the flags and serves until a signal (also the tests crate's
+/// `run-mock-upstream`, so its tests find the binary through `CARGO_BIN_EXE_*`).
+pub fn main() -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(run(Args::parse()))
+}
+
+async fn run(args: Args) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
