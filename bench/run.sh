@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark (README "Performance"): builds the release binaries, installs the peer gateways
+# The benchmark (docs/performance.md): builds the release binaries, installs the peer gateways
 # (bench/peers.sh; a peer that cannot be installed is skipped with its reason), then runs
 # switchyard-bench pinned to CPU 0 with the data plane, operator and peers on CPU 1. Prints one
 # table and writes bench/results/<date>-<sha>.json and bench/results/latest.json.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the end-to-end suite (e2e/tests/e2e.rs) against a real Kubernetes API server.
 #
-# With SWITCHYARD_E2E_KUBECONFIG set, against that cluster (see README "End-to-end tests").
+# With SWITCHYARD_E2E_KUBECONFIG set, against that cluster (see docs/testing.md).
 # Otherwise it builds (once; cached) and starts a loopback control plane with e2e/cluster.sh,
 # runs the suite, and stops it.
 #

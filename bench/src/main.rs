@@ -1,6 +1,6 @@
 //! `switchyard-bench`: data-plane overhead, throughput, streaming, memory, config propagation
 //! and peer gateways, on one machine over loopback. `bench/run.sh` builds the release binaries,
-//! installs the peers and runs this; see README "Performance".
+//! installs the peers and runs this; see docs/performance.md.
 //!
 //! Every data-plane figure is measured against a direct call to the same mock upstream in the
 //! same run: *added* latency = gateway latency − direct latency at the same percentile.

@@ -5,7 +5,7 @@
 //! `SWITCHYARD_E2E_OPERATOR_KUBECONFIG` (the operator's identity, bound by `config/rbac`; the
 //! admin one when unset) and `SWITCHYARD_E2E_DATAPLANE_TOKEN_FILE` (a token of the ServiceAccount
 //! `switchyard-system/switchyard-dataplane`). `e2e/run.sh` starts a loopback control plane and
-//! sets them; against another cluster set them yourself (see README "End-to-end tests").
+//! sets them; against another cluster set them yourself (see docs/testing.md).
 //! The tests are `#[ignore]`d so that `cargo test --workspace` reports them as not run (ignored)
 //! instead of passing without a cluster; `e2e/run.sh` runs them with `--include-ignored`. Run
 //! by hand without the environment above, each fails saying what is missing.

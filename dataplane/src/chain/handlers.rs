@@ -1,4 +1,4 @@
-//! What each handler does with its input (README.md "TaskChains" has the contract table).
+//! What each handler does with its input (docs/dataplane-api.md, "TaskChains", has the table).
 //!
 //! Handlers that read text (`condition_key`, `parse_number`, `parse_score`, `parse_range`,
 //! `raw_string`, `parse_key_value`) ask a model when the task has `execute` (a model, models or

@@ -1,7 +1,7 @@
 //! The template language of TaskChain `promptTemplate`, `print`, `outputTemplate` and hook
 //! `args`: a documented subset of Go's `text/template`, enough for the seed's usage
 //! (`{{.input}}`, `{{.task_id}}`, `{{.previous_output}}`, `{{.field.sub}}` into JSON) plus the
-//! usual control structures. README.md ("TaskChains") lists everything; in short:
+//! usual control structures. docs/dataplane-api.md ("TaskChains") lists all; in short:
 //!
 //! - actions `{{ … }}` with trim markers `{{- ` / ` -}}` and comments `{{/* … */}}`;
 //! - `.` (dot), `.a.b` (fields), `$` (the root), `$x.a`, literals (`"…"`, `` `…` ``, numbers,
