@@ -13,6 +13,9 @@ use ipnet::IpNet;
 /// Where Kubernetes mounts the pod's ServiceAccount token (default of `--operator-token-file`).
 pub const DEFAULT_TOKEN_FILE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
+/// Where `--demo` alone starts the mock upstream (the quickstart samples' providers point here).
+pub const DEMO_MOCK_ADDR: &str = "127.0.0.1:8081";
+
 /// The Switchyard data plane.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "switchyard-dataplane", version, about)]
@@ -126,15 +129,16 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Demo mode (the local quickstart): start the bundled mock upstream on this address
     /// (`--demo` alone: 127.0.0.1:8081) and serve the quickstart samples, written to
-    /// `$TMPDIR/switchyard-demo/manifests` unless `--manifests` is given, on 127.0.0.1:8080 unless
-    /// `--listen` is given. Prints what to try.
+    /// `$TMPDIR/switchyard-demo/manifests` unless `--manifests` is given, on 127.0.0.1:8080 (health
+    /// and metrics on 127.0.0.1:9090) unless `--listen` (`--admin-listen`) is given. Prints what
+    /// to try.
     #[arg(
         long,
         env = "SWITCHYARD_DEMO",
         value_name = "MOCK_ADDR",
         num_args = 0..=1,
         require_equals = true,
-        default_missing_value = crate::demo::DEFAULT_MOCK_ADDR,
+        default_missing_value = DEMO_MOCK_ADDR,
         conflicts_with_all = ["snapshot_file", "operator"]
     )]
     pub demo: Option<SocketAddr>,

@@ -18,7 +18,7 @@ use switchyard_mock::{MockConfig, MockUpstream};
 use crate::config::Config;
 
 /// Address of the mock upstream with a bare `--demo` (the quickstart Providers point at it).
-pub const DEFAULT_MOCK_ADDR: &str = "127.0.0.1:8081";
+pub use crate::config::DEMO_MOCK_ADDR as DEFAULT_MOCK_ADDR;
 
 /// Address the demo serves on unless `--listen` is given.
 pub const DEFAULT_LISTEN: SocketAddr =
