@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use switchyard_crds::compile::{Severity, compile};
+use switchyard_crds::compile::compile;
 use switchyard_crds::snapshot::Snapshot;
 
 use crate::state::AppState;
@@ -23,18 +23,7 @@ pub fn manifest_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 pub fn compile_dir(dir: &Path) -> Result<Snapshot, String> {
     let (inventory, _) = switchyard_crds::manifest::load(dir)?;
     let compiled = compile(&inventory);
-    for d in &compiled.diagnostics {
-        for i in &d.issues {
-            match i.severity {
-                Severity::Error => {
-                    tracing::warn!(object = %d.object, reason = %i.reason, "{}", i.message)
-                }
-                Severity::Warning => {
-                    tracing::info!(object = %d.object, reason = %i.reason, "{}", i.message)
-                }
-            }
-        }
-    }
+    compiled.log_issues();
     Ok(compiled.snapshot)
 }
 

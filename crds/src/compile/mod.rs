@@ -92,6 +92,23 @@ impl Compiled {
             })
             .collect()
     }
+
+    /// Logs every issue: errors (the object is left out of the snapshot) at warn, warnings at
+    /// info, each with the object and the reason.
+    pub fn log_issues(&self) {
+        for d in &self.diagnostics {
+            for i in &d.issues {
+                match i.severity {
+                    Severity::Error => {
+                        tracing::warn!(object = %d.object, reason = %i.reason, "{}", i.message)
+                    }
+                    Severity::Warning => {
+                        tracing::info!(object = %d.object, reason = %i.reason, "{}", i.message)
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Compiles the inventory.

@@ -11,7 +11,7 @@ use switchyard_runtime::supervise::Supervisor;
 use tokio::sync::{mpsc, watch};
 
 use super::status_loop::{Inputs, status_loop};
-use super::{Metrics, circuit_view, log_issues, probing, usage};
+use super::{Metrics, circuit_view, probing, usage};
 use crate::channel::SnapshotHub;
 use crate::circuits::CircuitBoard;
 use crate::config::Config;
@@ -72,7 +72,7 @@ pub(super) async fn start(
                 if hub.publish(c.snapshot.clone()) {
                     compile_metrics.published(&c.snapshot.version);
                     tracing::info!(version = %c.snapshot.version, objects = c.diagnostics.len(), "snapshot published");
-                    log_issues(c);
+                    c.log_issues();
                 }
                 ready.store(true, Ordering::Release);
             },

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use switchyard_crds::compile::{Compiled, compile};
 
-use super::{Metrics, log_issues};
+use super::Metrics;
 use crate::channel::SnapshotHub;
 use crate::config::Config;
 use crate::facade::source::{Objects, SharedObjects};
@@ -56,7 +56,7 @@ pub(super) async fn local_mode(
                     let started = Instant::now();
                     let compiled = compile(&inventory);
                     metrics.compiled(&compiled, started.elapsed());
-                    log_issues(&compiled);
+                    compiled.log_issues();
                     if hub.publish(compiled.snapshot.clone()) {
                         metrics.published(&compiled.snapshot.version);
                         tracing::info!(version = %compiled.snapshot.version, "snapshot published");

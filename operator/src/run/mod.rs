@@ -29,7 +29,6 @@ use std::time::Duration;
 use anyhow::Context;
 use futures_util::future::BoxFuture;
 use prometheus_client::registry::Registry;
-use switchyard_crds::compile::{Compiled, Severity};
 use switchyard_crds::record::Interception;
 use switchyard_runtime::serve::{Options, serve};
 use switchyard_runtime::signal::shutdown_signal;
@@ -63,22 +62,6 @@ impl RecordSink for StoreSink {
                 duplicates: r.duplicates as u64,
             })
         })
-    }
-}
-
-/// Logs every issue of a compile once per distinct set.
-fn log_issues(c: &Compiled) {
-    for d in &c.diagnostics {
-        for i in &d.issues {
-            match i.severity {
-                Severity::Error => {
-                    tracing::warn!(object = %d.object, reason = %i.reason, "{}", i.message)
-                }
-                Severity::Warning => {
-                    tracing::info!(object = %d.object, reason = %i.reason, "{}", i.message)
-                }
-            }
-        }
     }
 }
 
