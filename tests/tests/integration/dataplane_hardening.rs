@@ -553,6 +553,8 @@ async fn a_thousand_slow_bodies_are_all_closed_by_the_deadline_and_others_are_se
         &objects(&mock),
         GatewayOptions {
             body_timeout_ms: Some(deadline.as_millis() as u64),
+            // Phase 1 below holds incomplete heads for as long as opening takes.
+            header_timeout_ms: Some(600_000),
             ..Default::default()
         },
     )
@@ -561,16 +563,28 @@ async fn a_thousand_slow_bodies_are_all_closed_by_the_deadline_and_others_are_se
     let in_flight = || gw.running().state.metrics.in_flight.get();
     let baseline = in_flight();
     let started = Instant::now();
-    let mut slow = Vec::with_capacity(SLOW);
+    // Phase 1: open every connection with its head all but the blank line that ends it, so no
+    // body deadline starts however long opening a thousand connections takes (a loaded machine
+    // took more than the deadline once, and the first bodies expired before the last opened).
+    let mut conns = Vec::with_capacity(SLOW);
     for i in 0..SLOW {
         let path = PATHS[i % 2];
-        let opened = Instant::now();
         let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-        // A head and the start of a body, then nothing.
-        s.write_all(body_head(path, 1000, "").as_bytes())
-            .await
-            .unwrap();
-        s.write_all(br#"{"model": "#).await.unwrap();
+        let head = body_head(path, 1000, "");
+        let unended = head.strip_suffix("\r\n").unwrap();
+        s.write_all(unended.as_bytes()).await.unwrap();
+        conns.push((path, s));
+    }
+    assert_eq!(
+        in_flight(),
+        baseline,
+        "a head without its end started a request"
+    );
+    // Phase 2: end every head and start its body, then nothing (writes only, no connects).
+    let mut slow = Vec::with_capacity(SLOW);
+    for (path, mut s) in conns {
+        let opened = Instant::now();
+        s.write_all(b"\r\n{\"model\": ").await.unwrap();
         slow.push(tokio::spawn(async move {
             let (answer, closed) = read_until_closed(&mut s, Duration::from_secs(90)).await;
             (path, answer, closed, opened.elapsed())
