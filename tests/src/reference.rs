@@ -240,6 +240,9 @@ pub fn operator_families() -> Vec<MetricFamily> {
     let _ = metrics
         .status_writes
         .get_or_create(&vec![("result".to_owned(), String::new())]);
+    let _ = metrics
+        .snapshot
+        .get_or_create(&vec![("version".to_owned(), String::new())]);
     families(&registry)
 }
 

@@ -71,6 +71,11 @@ impl Metrics {
             "1 while this replica holds the lease",
             m.leader.clone(),
         );
+        r.register(
+            "snapshot",
+            "The snapshot version published (value 1)",
+            m.snapshot.clone(),
+        );
         m
     }
 
@@ -98,5 +103,25 @@ impl Metrics {
                 .get_or_create(&vec![("result".to_owned(), what.to_owned())])
                 .inc_by(n as u64);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_published_version_is_the_one_exported() {
+        let mut registry = Registry::default();
+        let m = Metrics::new(&mut registry);
+        m.published("v1");
+        m.published("v2");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains(r#"switchyard_operator_snapshot{version="v2"} 1"#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"version="v1""#), "{text}");
     }
 }
