@@ -1,4 +1,4 @@
-//! Per-target circuit breakers (DESIGN.md "Request path", step 5), one per (RouterPolicy key or
+//! Per-target circuit breakers (docs/architecture.md, "The request path"), one per (RouterPolicy key or
 //! [`DEFAULT_POLICY`], target label), with the RouterPolicy `circuitBreaker` semantics:
 //!
 //! - **Closed** lets every call through. It opens when `consecutiveFailures` counted failures

@@ -1,4 +1,4 @@
-//! Request limits of the data plane (DESIGN.md "Request path" step 5, "limits and budgets"):
+//! Request limits of the data plane (docs/architecture.md, "The request path"):
 //!
 //! - [`Limiter`]: requests per minute, tokens per minute and tokens per day, per Workspace and per
 //!   caller (workspace key + [`crate::identity::Caller::limit_key`]: a gateway key's binding, or

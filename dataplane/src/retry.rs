@@ -1,4 +1,4 @@
-//! Retries before the first byte reached the caller (DESIGN.md "Request path", step 5): which
+//! Retries before the first byte reached the caller (docs/architecture.md, "The request path"): which
 //! failures are worth retrying, how long to wait, and a budget that keeps retries a bounded
 //! fraction of traffic so a failing upstream is not hammered.
 //!

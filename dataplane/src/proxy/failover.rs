@@ -1,4 +1,4 @@
-//! Failover along a route (DESIGN.md "Request path", step 5): for each target in order
+//! Failover along a route (docs/architecture.md, "The request path"): for each target in order
 //! (routeTo, then fallbacks), ask its circuit breaker, take a backend slot (`maxConcurrency`),
 //! call it, retry it while the policy and the retry budget allow, and otherwise move on to the
 //! next target, all before the first byte reaches the caller.
