@@ -310,7 +310,7 @@ fn unexposed(registry: &Registry, exposed: &[MetricFamily]) -> Vec<MetricFamily>
 pub fn metrics_markdown() -> String {
     let mut out = header(
         "Metrics reference",
-        "the Prometheus registries built in dataplane/src/metrics.rs and operator/src/run.rs",
+        "the Prometheus registries built in dataplane/src/metrics.rs and operator/src/run/mod.rs (run::metrics_registry)",
     );
     out.push_str(
         "Both binaries serve these at `GET /metrics` (OpenMetrics text). A counter is queried \

@@ -17,8 +17,8 @@
 //! history prints as the text of its last message. Output, evaluation steps and nesting are
 //! bounded, so no template can exhaust the data plane.
 //!
-//! The parts: `lexer` (tokens of an action), `parser` (syntax tree), `eval` (rendering,
-//! and how values print) and `functions`.
+//! The parts: `lexer` (tokens of an action), `parser` (syntax tree), `eval` (rendering),
+//! `value` (how values print, test true and read fields) and `functions`.
 
 mod eval;
 mod functions;

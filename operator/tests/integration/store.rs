@@ -1,6 +1,6 @@
 //! Record store tests. Every test body runs on SQLite (module `sqlite`) and, when
 //! `SWITCHYARD_TEST_POSTGRES_URL` is set, on PostgreSQL (module `postgres`) in a fresh schema.
-//! `bash tests/with-postgres.sh cargo test -p switchyard-operator --test store` provides one.
+//! `bash tests/with-postgres.sh cargo test -p switchyard-operator --test integration store::` provides one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
