@@ -37,6 +37,7 @@ use anyhow::Context;
 use prometheus_client::registry::Registry;
 use switchyard_runtime::serve::{Limits, Options, Server, serve};
 use switchyard_runtime::signal::shutdown_signal;
+use switchyard_runtime::supervise::{Exit, Supervisor};
 
 use crate::config::Config;
 use crate::spool::{FileShipper, Shipper, Spool, SpoolConfig};
@@ -80,8 +81,8 @@ pub struct Running {
     pub state: Arc<AppState>,
     server: Server,
     admin: Server,
-    watcher: tokio::task::JoinHandle<()>,
-    circuit_reporter: Option<tokio::task::JoinHandle<()>>,
+    /// The snapshot watcher (or the operator's snapshot client) and the circuit reporter.
+    tasks: Supervisor,
     spool: Spool,
     spool_tasks: spool::SpoolTasks,
     drain: Duration,
@@ -161,23 +162,26 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         registry,
         settings,
     ));
+    // Tasks that run as long as the process: none is meant to end (see `Running::task_ended`).
+    let mut tasks = Supervisor::new();
     // With an operator, circuit states are reported to it too.
-    let circuit_reporter = operator.as_ref().map(|op| {
-        tokio::spawn(circuit_report::run(
-            state.clone(),
-            op.clone(),
-            circuit_report::data_plane_name(),
-        ))
-    });
-    let watcher = match (source, operator) {
-        (Some(source), _) => tokio::spawn(source::watch(
-            state.clone(),
-            source,
-            config.watch_interval(),
-        )),
-        (None, Some(op)) => tokio::spawn(operator_client::run_snapshot_client(state.clone(), op)),
+    if let Some(op) = &operator {
+        tasks.spawn_unit(
+            "circuit reporter",
+            circuit_report::run(state.clone(), op.clone(), circuit_report::data_plane_name()),
+        );
+    }
+    match (source, operator) {
+        (Some(source), _) => tasks.spawn_unit(
+            "snapshot watcher",
+            source::watch(state.clone(), source, config.watch_interval()),
+        ),
+        (None, Some(op)) => tasks.spawn_unit(
+            "snapshot client",
+            operator_client::run_snapshot_client(state.clone(), op),
+        ),
         (None, None) => anyhow::bail!("no snapshot source"),
-    };
+    }
 
     let bind = |addr: std::net::SocketAddr| async move {
         tokio::net::TcpListener::bind(addr)
@@ -209,8 +213,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         state,
         server,
         admin,
-        watcher,
-        circuit_reporter,
+        tasks,
         spool,
         spool_tasks,
         drain: Duration::from_millis(config.drain_timeout_ms),
@@ -227,10 +230,7 @@ impl Running {
         }
         // Health and metrics stay up while the API drains, then go.
         let _ = self.admin.shutdown(Duration::from_secs(1)).await;
-        self.watcher.abort();
-        if let Some(reporter) = self.circuit_reporter {
-            reporter.abort();
-        }
+        self.tasks.shutdown().await;
         drop(self.state);
         self.spool_tasks
             .shutdown(self.spool, Duration::from_secs(5))
@@ -238,12 +238,35 @@ impl Running {
     }
 }
 
-/// Runs the data plane until SIGINT/SIGTERM, then drains.
+impl Running {
+    /// Waits until one of the background tasks ends (they run as long as the process: one that
+    /// returns or panics has ended unexpectedly) and says which and why. Never resolves while
+    /// they run.
+    pub async fn task_ended(&mut self) -> Exit {
+        self.tasks.exited().await
+    }
+
+    /// The names of the background tasks that run.
+    pub fn task_names(&self) -> Vec<&'static str> {
+        self.tasks.names()
+    }
+}
+
+/// Runs the data plane until SIGINT/SIGTERM, then drains. A background task that ends (the
+/// snapshot watcher or client, the circuit reporter) is logged by name and stops the process
+/// with an error, after the same drain, for the Deployment to restart it: a data plane whose
+/// snapshot source has died would otherwise serve a stale routing table while looking healthy.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    let running = start(config).await?;
-    shutdown_signal().await;
+    let mut running = start(config).await?;
+    let outcome = tokio::select! {
+        () = shutdown_signal() => Ok(()),
+        exit = running.task_ended() => {
+            tracing::error!(task = exit.task, reason = %exit.reason, "a task ended unexpectedly; stopping the data plane");
+            Err(anyhow::Error::new(exit))
+        }
+    };
     running.shutdown().await;
-    Ok(())
+    outcome
 }
 
 /// Installs the tracing subscriber (plain or JSON), filtered by `RUST_LOG` (default `info`).

@@ -41,9 +41,9 @@ pub struct Supervisor {
 
 impl fmt::Debug for Supervisor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut names: Vec<_> = self.names.values().collect();
-        names.sort();
-        f.debug_struct("Supervisor").field("tasks", &names).finish()
+        f.debug_struct("Supervisor")
+            .field("tasks", &self.names())
+            .finish()
     }
 }
 
@@ -85,6 +85,13 @@ impl Supervisor {
                 Err(_) => anyhow::bail!("cancelled"),
             }
         });
+    }
+
+    /// The names of the tasks that run, sorted.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.names.values().copied().collect();
+        names.sort_unstable();
+        names
     }
 
     /// How many tasks run.
@@ -155,6 +162,7 @@ mod tests {
                 Err(_) => panic!("sender dropped"),
             }
         });
+        assert_eq!(s.names(), ["forever", "worker"]);
         tx.send("fail").unwrap();
         let exit = s.exited().await;
         assert_eq!(exit.task, "worker");

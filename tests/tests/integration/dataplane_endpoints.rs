@@ -562,3 +562,12 @@ async fn every_log_line_of_a_request_names_its_id_as_the_record_does() {
         );
     }
 }
+
+/// The data plane's background work runs under a supervisor (`Running::task_ended`; `run` stops
+/// the process when one ends), here the local-mode snapshot watcher.
+#[tokio::test]
+async fn the_snapshot_watcher_is_supervised() {
+    let mock = mock().await;
+    let gw = setup(&mock).await;
+    assert_eq!(gw.running().task_names(), ["snapshot watcher"]);
+}
