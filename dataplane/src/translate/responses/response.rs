@@ -87,8 +87,10 @@ pub(super) fn message_item(id: &str, status: &str, content: Vec<Value>) -> Value
     })
 }
 
+/// An `output_text` part; `logprobs` is always there in OpenAI's answers (empty unless asked
+/// for, which the chat translation refuses).
 pub(super) fn output_text_part(text: &str) -> Value {
-    json!({ "type": "output_text", "text": text, "annotations": [] })
+    json!({ "type": "output_text", "text": text, "annotations": [], "logprobs": [] })
 }
 
 pub(super) fn refusal_part(text: &str) -> Value {
@@ -115,7 +117,9 @@ pub(super) fn function_call_item(
 /// The fields of a `response` object that echo the request, with OpenAI's defaults for the
 /// ones the request left out (as the API echoes them: `tool_choice` `auto`,
 /// `parallel_tool_calls` true, `temperature`/`top_p` 1, `text.format` `text`, `store` true,
-/// `truncation` `disabled`, `metadata` `{}`).
+/// `truncation` `disabled`, `metadata` `{}`, `service_tier` `default`, `top_logprobs` 0).
+/// The field set follows recorded OpenAI answers (vercel/ai
+/// `packages/openai/src/responses/__fixtures__/*.chunks.txt`).
 fn echo(req: &Value) -> Map<String, Value> {
     let get = |key: &str, default: Value| {
         req.get(key)
@@ -141,6 +145,7 @@ fn echo(req: &Value) -> Map<String, Value> {
         "max_output_tokens".into(),
         get("max_output_tokens", Value::Null),
     );
+    m.insert("max_tool_calls".into(), Value::Null);
     m.insert("metadata".into(), get("metadata", json!({})));
     m.insert(
         "parallel_tool_calls".into(),
@@ -150,12 +155,22 @@ fn echo(req: &Value) -> Map<String, Value> {
         "previous_response_id".into(),
         get("previous_response_id", Value::Null),
     );
+    m.insert(
+        "prompt_cache_key".into(),
+        get("prompt_cache_key", Value::Null),
+    );
     m.insert("reasoning".into(), reasoning);
+    m.insert(
+        "safety_identifier".into(),
+        get("safety_identifier", Value::Null),
+    );
+    m.insert("service_tier".into(), json!("default"));
     m.insert("store".into(), get("store", json!(true)));
     m.insert("temperature".into(), get("temperature", json!(1.0)));
     m.insert("text".into(), text);
     m.insert("tool_choice".into(), get("tool_choice", json!("auto")));
     m.insert("tools".into(), get("tools", json!([])));
+    m.insert("top_logprobs".into(), json!(0));
     m.insert("top_p".into(), get("top_p", json!(1.0)));
     m.insert("truncation".into(), get("truncation", json!("disabled")));
     m.insert("user".into(), get("user", Value::Null));
@@ -166,6 +181,8 @@ fn echo(req: &Value) -> Map<String, Value> {
 pub(super) struct ResponseParts<'a> {
     pub id: &'a str,
     pub created_at: i64,
+    /// Set once the response ended (completed, incomplete or failed).
+    pub completed_at: Option<i64>,
     pub model: &'a str,
     pub status: &'a str,
     pub incomplete_reason: Option<&'a str>,
@@ -183,6 +200,7 @@ pub(super) fn build_response(req: &Value, parts: ResponseParts<'_>) -> Value {
     m.insert("created_at".into(), json!(parts.created_at));
     m.insert("status".into(), json!(parts.status));
     m.insert("background".into(), json!(false));
+    m.insert("completed_at".into(), json!(parts.completed_at));
     m.insert("error".into(), parts.error);
     m.insert(
         "incomplete_details".into(),
@@ -301,6 +319,7 @@ pub fn chat_response_to_responses(chat: &Value, req: &Value, response_id: &str) 
                 .get("created")
                 .and_then(Value::as_i64)
                 .unwrap_or_else(unix_now),
+            completed_at: Some(unix_now()),
             model,
             status,
             incomplete_reason,

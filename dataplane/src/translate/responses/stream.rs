@@ -144,6 +144,7 @@ pub struct ChatToResponsesStream {
     reasoning_tokens: u64,
     /// `(status, incomplete reason)` once the response ended.
     status: Option<(&'static str, Option<&'static str>)>,
+    completed_at: Option<i64>,
     error: Value,
 }
 
@@ -168,6 +169,7 @@ impl ChatToResponsesStream {
             usage: Usage::default(),
             reasoning_tokens: 0,
             status: None,
+            completed_at: None,
             error: Value::Null,
         }
     }
@@ -211,6 +213,7 @@ impl ChatToResponsesStream {
             ResponseParts {
                 id: &self.response_id,
                 created_at: self.created_at,
+                completed_at: self.completed_at,
                 model: &self.model,
                 status,
                 incomplete_reason,
@@ -552,6 +555,7 @@ impl ChatToResponsesStream {
             },
         );
         self.status = Some((status, reason));
+        self.completed_at = Some(unix_now());
         let response = self.response();
         let ty = if status == "completed" {
             "response.completed"
@@ -564,6 +568,7 @@ impl ChatToResponsesStream {
     fn fail(&mut self, out: &mut Vec<SseEvent>, code: &str, message: &str) {
         self.error = json!({ "code": code, "message": message });
         self.status = Some(("failed", None));
+        self.completed_at = Some(unix_now());
         let response = self.response();
         self.emit(out, "response.failed", json!({ "response": response }));
     }

@@ -33,7 +33,7 @@ fn full_request_translates() {
                 {"type": "summary_text", "text": "Call the tool."},
             ]},
             {"type": "message", "role": "assistant", "id": "msg_1", "status": "completed",
-             "content": [{"type": "output_text", "text": "Let me check.", "annotations": []}]},
+             "content": [{"type": "output_text", "text": "Let me check.", "annotations": [], "logprobs": []}]},
             {"type": "function_call", "id": "fc_1", "call_id": "call_a", "name": "lookup",
              "arguments": "{\"q\":\"cat\"}"},
             {"type": "function_call", "id": "fc_2", "call_id": "call_b", "name": "lookup",
@@ -589,7 +589,9 @@ fn text_answer_becomes_a_response() {
         json!({"role": "assistant", "content": "Hello!", "refusal": null}),
         "stop",
     );
-    let resp = chat_response_to_responses(&chat, &req, "resp_abc");
+    let mut resp = chat_response_to_responses(&chat, &req, "resp_abc");
+    assert!(resp["completed_at"].as_i64().unwrap() >= 1_741_569_952);
+    resp["completed_at"] = json!(0);
     assert_eq!(
         resp,
         json!({
@@ -598,24 +600,30 @@ fn text_answer_becomes_a_response() {
             "created_at": 1_741_569_952,
             "status": "completed",
             "background": false,
+            "completed_at": 0,
             "error": null,
             "incomplete_details": null,
             "instructions": "Be brief.",
             "max_output_tokens": null,
+            "max_tool_calls": null,
             "metadata": {"a": "b"},
             "model": "qwen3-32b",
             "output": [{
                 "id": "msg_abc_0", "type": "message", "status": "completed", "role": "assistant",
-                "content": [{"type": "output_text", "text": "Hello!", "annotations": []}],
+                "content": [{"type": "output_text", "text": "Hello!", "annotations": [], "logprobs": []}],
             }],
             "parallel_tool_calls": true,
             "previous_response_id": null,
+            "prompt_cache_key": null,
             "reasoning": {"effort": null, "summary": null},
+            "safety_identifier": null,
+            "service_tier": "default",
             "store": true,
             "temperature": 1.0,
             "text": {"format": {"type": "text"}},
             "tool_choice": "auto",
             "tools": [],
+            "top_logprobs": 0,
             "top_p": 1.0,
             "truncation": "disabled",
             "user": null,
@@ -655,7 +663,7 @@ fn reasoning_text_and_tool_calls_are_items_in_order() {
         json!([
             {"id": "rs_xyz_0", "type": "reasoning", "summary": [{"type": "summary_text", "text": "Need tools."}]},
             {"id": "msg_xyz_1", "type": "message", "status": "completed", "role": "assistant",
-             "content": [{"type": "output_text", "text": "Checking.", "annotations": []}]},
+             "content": [{"type": "output_text", "text": "Checking.", "annotations": [], "logprobs": []}]},
             {"id": "fc_xyz_2", "type": "function_call", "status": "completed", "call_id": "call_1",
              "name": "get_weather", "arguments": "{\"city\":\"Paris\"}"},
             {"id": "fc_xyz_3", "type": "function_call", "status": "completed", "call_id": "call_2",
@@ -679,7 +687,10 @@ fn reasoning_text_and_tool_calls_are_items_in_order() {
         assert_eq!(resp[key], want, "{key}");
     }
     // Deterministic: the same input gives the same ids.
-    assert_eq!(chat_response_to_responses(&chat, &req, "resp_xyz"), resp);
+    assert_eq!(
+        chat_response_to_responses(&chat, &req, "resp_xyz")["output"],
+        resp["output"]
+    );
 }
 
 #[test]
@@ -862,7 +873,7 @@ fn text_stream_has_the_documented_sequence() {
     assert_eq!(events[6].1["text"], "Hello");
     assert_eq!(
         events[8].1["item"]["content"],
-        json!([{"type": "output_text", "text": "Hello", "annotations": []}])
+        json!([{"type": "output_text", "text": "Hello", "annotations": [], "logprobs": []}])
     );
     let done = &events[9].1["response"];
     assert_eq!(done["id"], "resp_s1");
@@ -1026,7 +1037,7 @@ fn refusal_deltas_are_a_refusal_part() {
     assert_eq!(events[9].1["refusal"], "No.");
     assert_eq!(
         events[11].1["item"]["content"],
-        json!([{"type": "output_text", "text": "Hmm. ", "annotations": []},
+        json!([{"type": "output_text", "text": "Hmm. ", "annotations": [], "logprobs": []},
                {"type": "refusal", "refusal": "No."}])
     );
 }
@@ -1439,6 +1450,7 @@ fn stream_translation_is_independent_of_chunk_boundaries() {
                 let mut v: Value = serde_json::from_str(&ev.data).unwrap();
                 if let Some(r) = v.get_mut("response") {
                     r["created_at"] = json!(0);
+                    r["completed_at"] = json!(0);
                 }
                 v
             })
