@@ -1319,6 +1319,32 @@ fn anthropic_answer_becomes_a_response_and_thinking_round_trips() {
     );
 }
 
+#[test]
+fn what_the_anthropic_composition_loses() {
+    // A JSON schema output format passes the first hop and is refused by the second.
+    let req = json!({"input": "x", "text": {"format": {"type": "json_schema", "name": "a",
+                                                      "schema": {"type": "object"}}}});
+    let chat = responses_to_chat(&req, "claude").unwrap();
+    assert_eq!(
+        openai_chat_to_anthropic(&chat, "claude"),
+        Err(TranslateError::Unsupported("response_format".into()))
+    );
+    // Unsigned reasoning (a summary only) is not sent to Anthropic.
+    let req = json!({"input": [
+        {"role": "user", "content": "go"},
+        {"type": "reasoning", "id": "rs_1", "summary": [{"type": "summary_text", "text": "hmm"}]},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": "again"},
+    ]});
+    let chat = responses_to_chat(&req, "claude").unwrap();
+    assert_eq!(chat["messages"][1]["reasoning_content"], "hmm");
+    let anthropic = openai_chat_to_anthropic(&chat, "claude").unwrap();
+    assert_eq!(
+        anthropic["messages"][1],
+        json!({"role": "assistant", "content": "ok"})
+    );
+}
+
 const ANTHROPIC_STREAM: &str = "event: message_start\n\
 data: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01\",\"type\":\"message\",\"role\":\"assistant\",\"model\":\"claude-sonnet-4-5\",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":472,\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":2048,\"output_tokens\":2}}}\n\
 \n\
