@@ -68,16 +68,17 @@ const BUILT_IN_ITEMS: &[&str] = &[
 ///   kept), `input_file` with `file_data` → a chat `file` part (`filename` kept); `refusal`
 ///   parts of assistant messages → the message's `refusal`. User content stays a part array;
 ///   system and assistant text parts are joined with a blank line into a string.
-/// - `function_call` items → `tool_calls` of an assistant message (consecutive calls, and calls
-///   right after an assistant message, merge into that message); `function_call_output` →
+/// - `function_call` items → `tool_calls` of an assistant message (consecutive calls, calls
+///   right after an assistant message, and assistant text right after calls merge into one
+///   message, so tool results follow their calls as chat requires); `function_call_output` →
 ///   a `tool` message (string output, or `input_text`/`input_image`/`input_file` parts).
 /// - `reasoning` items are not sent as such. Their summary texts (or their `reasoning_text`
 ///   content, when present: the full text wins over the summary) become `reasoning_content` of
-///   the next assistant message, the extension field the Anthropic translation and
+///   the assistant message right after them, the extension field the Anthropic translation and
 ///   DeepSeek/vLLM read; an `encrypted_content` this gateway produced for an Anthropic answer
 ///   (see [`super::chat_response_to_responses`]) is restored as `thinking_blocks`, so signed
 ///   thinking reaches Anthropic again; any other `encrypted_content` (OpenAI's) is opaque and
-///   dropped. A reasoning item with no assistant message after it is dropped.
+///   dropped. A reasoning item not followed by an assistant message or call is dropped.
 /// - `tools`: `function` tools → chat function tools (`name`, `description`, `parameters`,
 ///   `strict`); `tool_choice` `auto`/`none`/`required`/`{type:"function",name}`;
 ///   `parallel_tool_calls` (sent only with tools: OpenAI rejects it without).
@@ -285,10 +286,29 @@ fn input_items(items: &[Value], messages: &mut Vec<Value>) -> Result<(), Transla
         match ty {
             "message" => {
                 let msg = message_item(obj, &param)?;
-                if msg["role"] == "assistant" {
-                    push_assistant(messages, msg, reasoning.take());
-                } else {
+                if msg["role"] != "assistant" {
+                    // Reasoning belongs to the assistant turn right after it.
+                    reasoning = None;
                     messages.push(msg);
+                    continue;
+                }
+                let reasoning = reasoning.take();
+                match messages.last_mut() {
+                    // Text after the calls of the same turn (some clients order it so): one
+                    // chat message, so the tool results still follow their calls.
+                    Some(last)
+                        if reasoning.is_none()
+                            && last["role"] == "assistant"
+                            && last.get("tool_calls").is_some()
+                            && last["content"].is_null()
+                            && last.get("refusal").is_none() =>
+                    {
+                        last["content"] = msg["content"].clone();
+                        if let Some(refusal) = msg.get("refusal") {
+                            last["refusal"] = refusal.clone();
+                        }
+                    }
+                    _ => push_assistant(messages, msg, reasoning),
                 }
             }
             "function_call" => {
@@ -334,6 +354,7 @@ fn input_items(items: &[Value], messages: &mut Vec<Value>) -> Result<(), Transla
                     }
                     None => return Err(TranslateError::invalid(output_param, "required")),
                 };
+                reasoning = None;
                 messages
                     .push(json!({ "role": "tool", "tool_call_id": call_id, "content": content }));
             }

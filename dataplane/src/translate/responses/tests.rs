@@ -172,6 +172,35 @@ fn function_calls_without_an_assistant_message_make_one() {
 }
 
 #[test]
+fn text_after_calls_joins_their_message_and_stray_reasoning_is_dropped() {
+    let chat = responses_to_chat(
+        &json!({"input": [
+            {"type": "reasoning", "id": "rs0", "summary": [{"type": "summary_text", "text": "stray"}]},
+            {"role": "user", "content": "go"},
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+            {"role": "assistant", "content": "Running f."},
+            {"type": "function_call_output", "call_id": "c1", "output": "ok"},
+            {"type": "reasoning", "id": "rs1", "summary": [{"type": "summary_text", "text": "stray too"}]},
+            {"type": "function_call_output", "call_id": "c2", "output": "late"},
+            {"role": "assistant", "content": "Done."},
+        ]}),
+        "m",
+    )
+    .unwrap();
+    assert_eq!(
+        chat["messages"],
+        json!([
+            {"role": "user", "content": "go"},
+            {"role": "assistant", "content": "Running f.", "tool_calls": [
+                {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": "ok"},
+            {"role": "tool", "tool_call_id": "c2", "content": "late"},
+            {"role": "assistant", "content": "Done."},
+        ])
+    );
+}
+
+#[test]
 fn assistant_refusal_and_system_parts() {
     let chat = responses_to_chat(
         &json!({"input": [
