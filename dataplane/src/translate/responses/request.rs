@@ -403,7 +403,7 @@ fn reasoning_item(
     obj: &Map<String, Value>,
     param: &str,
 ) -> Result<(String, Vec<Value>), TranslateError> {
-    let texts = |key: &str, part_type: &str| -> Result<Vec<String>, TranslateError> {
+    let texts = |key: &str, part_types: &[&str]| -> Result<Vec<String>, TranslateError> {
         let Some(parts) = present(obj, key) else {
             return Ok(Vec::new());
         };
@@ -412,18 +412,20 @@ fn reasoning_item(
         for (j, part) in expect_array(parts, &key_param)?.iter().enumerate() {
             let part_param = format!("{key_param}[{j}]");
             let ty = expect_str(part.get("type"), &format!("{part_param}.type"))?;
-            if ty != part_type {
+            if !part_types.contains(&ty) {
                 return Err(TranslateError::invalid(
                     format!("{part_param}.type"),
-                    format!("expected {part_type:?}, got {ty:?}"),
+                    format!("expected one of {part_types:?}, got {ty:?}"),
                 ));
             }
             out.push(expect_str(part.get("text"), &format!("{part_param}.text"))?.to_owned());
         }
         Ok(out)
     };
-    let summary = texts("summary", "summary_text")?;
-    let content = texts("content", "reasoning_text")?;
+    let summary = texts("summary", &["summary_text"])?;
+    // Codex also sends reasoning content parts of type `text` (codex-rs/protocol
+    // `ReasoningItemContent`).
+    let content = texts("content", &["reasoning_text", "text"])?;
     let text = if content.is_empty() {
         summary.join("\n\n")
     } else {

@@ -18,6 +18,11 @@
 //! response.completed"), and `response.failed` is read from `response.error` `{code, message}`,
 //! where code `context_length_exceeded`, `insufficient_quota` and `rate_limit_exceeded` (with
 //! "try again in Ns" in the message) get special handling — so upstream error codes are kept.
+//! Its item types (openai/codex `codex-rs/protocol/src/models.rs`, `ResponseItem`): `message`
+//! with `role` and `content` parts `output_text {text}` (no `refusal` variant: a message with a
+//! refusal part does not deserialize there and is skipped), `function_call {name, arguments,
+//! call_id}` (arguments a JSON string), `reasoning {id, summary[{type: summary_text, text}],
+//! encrypted_content?}`; unknown fields are ignored, so `annotations`/`logprobs` are harmless.
 
 use std::collections::BTreeMap;
 

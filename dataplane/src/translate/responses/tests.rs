@@ -148,7 +148,7 @@ fn function_calls_without_an_assistant_message_make_one() {
         &json!({"input": [
             {"role": "user", "content": "go"},
             {"type": "reasoning", "id": "rs", "summary": [], "content": [
-                {"type": "reasoning_text", "text": "full "}, {"type": "reasoning_text", "text": "text"}]},
+                {"type": "reasoning_text", "text": "full "}, {"type": "text", "text": "text"}]},
             {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
             {"type": "function_call_output", "call_id": "c1", "output": "ok"},
             {"type": "function_call", "call_id": "c2", "name": "f", "arguments": "{}"},
