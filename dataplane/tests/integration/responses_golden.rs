@@ -5,7 +5,8 @@
 //!
 //! - `request.json`: the client's Responses request;
 //! - `openai.sse`: what OpenAI itself streams for that request (a recorded stream, abridged);
-//! - `chat.in.sse`: the same answer as a chat completions upstream streams it;
+//! - `chat.in.sse`: the same answer as a chat completions upstream streams it, and `chat.json`
+//!   as it answers without streaming;
 //! - `stream.out.sse`: what `ChatToResponsesStream` makes of `chat.in.sse` (generated: run with
 //!   `UPDATE_GOLDEN=1` and review the diff; `created_at` and a set `completed_at` are stored
 //!   as 0).
@@ -13,7 +14,8 @@
 //! The test checks that our stream matches OpenAI's in shape — the same event types in the
 //! same order, every field OpenAI sends present with the same JSON type (the few we cannot
 //! produce are listed in [`NOT_PRODUCED`]), the same indices, statuses, texts and arguments —
-//! and that it gives Codex CLI what its parser reads (see `translate/responses/stream.rs`).
+//! that the body translation of `chat.json` gives the same response object as the stream's
+//! last event, and that the stream gives Codex CLI what its parser reads (see `translate/responses/stream.rs`).
 
 // Helpers outside #[test] functions are test code too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -23,7 +25,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 use switchyard_dataplane::sse::{SseEvent, SseParser};
-use switchyard_dataplane::translate::{ChatToResponsesStream, responses_to_chat};
+use switchyard_dataplane::translate::{
+    ChatToResponsesStream, chat_response_to_responses, responses_to_chat,
+};
 
 /// Fields OpenAI sends that a chat upstream gives us nothing for: `obfuscation` (stream
 /// padding), moderation and built-in tool accounting, sampling penalties the Responses API
@@ -284,6 +288,26 @@ fn run_case(path: &Path, failures: &mut Vec<String>) {
         && last["response"] != t.response()
     {
         failures.push(format!("{name}: response() differs from the final event"));
+    }
+
+    // The same answer, not streamed: the same response object as the stream's last event
+    // (times aside), so it has OpenAI's shape too.
+    let chat_body: Value =
+        serde_json::from_str(&fs::read_to_string(path.join("chat.json")).unwrap()).unwrap();
+    let body = chat_response_to_responses(&chat_body, &request, response_id);
+    let mut f = Vec::new();
+    same_shape(
+        &reference.last().unwrap()["response"],
+        &body,
+        &format!("{name}: chat.json"),
+        &mut f,
+    );
+    failures.extend(f);
+    let stream_final = normalize(json!({ "response": t.response() }));
+    if normalize(json!({ "response": body })) != stream_final {
+        failures.push(format!(
+            "{name}: the body translation differs from the stream's final response"
+        ));
     }
 
     // Exact regression against the generated file.
