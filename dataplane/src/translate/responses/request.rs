@@ -71,7 +71,8 @@ const BUILT_IN_ITEMS: &[&str] = &[
 /// - `function_call` items → `tool_calls` of an assistant message (consecutive calls, calls
 ///   right after an assistant message, and assistant text right after calls merge into one
 ///   message, so tool results follow their calls as chat requires); `function_call_output` →
-///   a `tool` message (string output, or `input_text`/`input_image`/`input_file` parts).
+///   a `tool` message (string output, or `input_text`/`input_image`/`input_file` parts; the
+///   Anthropic translation takes images there, some chat servers accept only text).
 /// - `reasoning` items are not sent as such. Their summary texts (or their `reasoning_text`
 ///   content, when present: the full text wins over the summary) become `reasoning_content` of
 ///   the assistant message right after them, the extension field the Anthropic translation and
@@ -88,8 +89,8 @@ const BUILT_IN_ITEMS: &[&str] = &[
 ///   nothing); `stream: true` → `stream` with `stream_options.include_usage` (the Responses
 ///   stream always ends with usage).
 /// - Dropped: `metadata`, `store` (the caller's response store answers for it; both are echoed
-///   in the response), `include` (reasoning summaries and `encrypted_content` are always
-///   returned when the target gives reasoning), `truncation` (`disabled` is what a chat target
+///   in the response), `include` (reasoning summaries are always returned when the target gives
+///   reasoning, and `encrypted_content` whenever there is signed Anthropic thinking to carry), `truncation` (`disabled` is what a chat target
 ///   does; `auto` cannot be honoured and the target answers a context error instead),
 ///   `service_tier`, `prompt_cache_key`, `prompt_cache_retention`, `text.verbosity`,
 ///   `reasoning.summary`, `stream_options`, `background: false`, and unknown parameters.
