@@ -8,6 +8,7 @@
 //! |---|---|---|---|---|
 //! | OpenAI chat | Anthropic Messages | [`openai_chat_to_anthropic`] | [`anthropic_response_to_openai`] | [`AnthropicToOpenAiStream`] |
 //! | Anthropic Messages | OpenAI chat | [`anthropic_to_openai_chat`] | [`openai_response_to_anthropic`] | [`OpenAiToAnthropicStream`] |
+//! | OpenAI Responses | OpenAI chat (Anthropic: then the first row) | [`responses_to_chat`] | [`chat_response_to_responses`] | [`ChatToResponsesStream`] |
 //!
 //! - `openai_to_anthropic/`: OpenAI chat → Anthropic Messages (`request.rs`: requests,
 //!   `response.rs`: response and error bodies, `stream.rs`: streams);
@@ -33,6 +34,7 @@
 mod anthropic_to_openai;
 mod common;
 mod openai_to_anthropic;
+mod responses;
 #[cfg(test)]
 mod tests;
 
@@ -44,6 +46,9 @@ pub use openai_to_anthropic::{
     DEFAULT_MAX_TOKENS, MIN_THINKING_BUDGET, OpenAiToAnthropicStream, finish_reason_to_stop_reason,
     openai_chat_to_anthropic, openai_error_to_anthropic, openai_response_to_anthropic,
     reasoning_effort_budget,
+};
+pub use responses::{
+    ChatToResponsesStream, MAX_OUTPUT_ITEMS, chat_response_to_responses, responses_to_chat,
 };
 
 /// The `param` of [`TranslateError::Invalid`] errors about upstream stream data (a stream

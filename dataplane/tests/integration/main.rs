@@ -5,4 +5,5 @@
 mod demo;
 mod egress;
 mod guardrails;
+mod responses_golden;
 mod translate_golden;
