@@ -117,6 +117,7 @@ pub fn classify(
                 return Err(ApiError::invalid("embeddings cannot be streamed").param("stream"));
             }
         }
+        Endpoint::Responses => responses_info(obj, &mut info)?,
     }
     // Tags: header `x-switchyard-tags: k=v,k2=v2` and body `tags` (strings `k=v` or `k`, or an object).
     if let Some(h) = headers
@@ -236,6 +237,48 @@ pub fn client_name(headers: &HeaderMap) -> String {
     } else {
         truncate(token, 64)
     }
+}
+
+/// A Responses request: `input` (a string or an array of items) is required; its last user
+/// message is the prompt.
+fn responses_info(
+    obj: &serde_json::Map<String, Value>,
+    info: &mut RequestInfo,
+) -> Result<(), ApiError> {
+    let items: &[Value] = match obj.get("input") {
+        Some(Value::String(s)) => {
+            info.user_prompt = Some(truncate(s, MAX_PROMPT_RECORD));
+            &[]
+        }
+        Some(Value::Array(items)) => items,
+        _ => {
+            return Err(
+                ApiError::invalid("`input` must be a string or an array of items").param("input"),
+            );
+        }
+    };
+    // Messages are items with a role (`type: "message"` or no type).
+    let is_message = |m: &&Value| {
+        m.get("role").is_some()
+            && m.get("type")
+                .and_then(Value::as_str)
+                .is_none_or(|t| t == "message")
+    };
+    info.images = items.iter().filter(is_message).any(message_has_image);
+    if let Some(m) = items
+        .iter()
+        .filter(is_message)
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+    {
+        info.user_prompt = Some(truncate(&message_text(m), MAX_PROMPT_RECORD));
+    }
+    info.filenames = filenames(info.user_prompt.as_deref().unwrap_or_default());
+    info.tools = obj
+        .get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(|t| !t.is_empty());
+    Ok(())
 }
 
 fn message_has_image(m: &Value) -> bool {

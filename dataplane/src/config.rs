@@ -72,6 +72,17 @@ pub struct Config {
     /// to the first target once and never retried.
     #[arg(long, env = "SWITCHYARD_RETRY_BUFFER_BYTES", default_value_t = 4 << 20)]
     pub retry_buffer_bytes: usize,
+    /// Responses API state (`previous_response_id`, `GET /v1/responses/{id}`): most responses
+    /// kept per workspace, in memory and per replica (0: none; least recently used evicted).
+    #[arg(
+        long,
+        env = "SWITCHYARD_RESPONSE_STORE_ENTRIES",
+        default_value_t = 4096
+    )]
+    pub response_store_entries: usize,
+    /// Most bytes of responses (with their whole input) kept per workspace.
+    #[arg(long, env = "SWITCHYARD_RESPONSE_STORE_BYTES", default_value_t = 64 << 20)]
+    pub response_store_bytes: usize,
     /// Requests that may wait for a slot of a Backend at its `maxConcurrency` (default: as many
     /// as the limit); beyond that the answer is 503.
     #[arg(long, env = "SWITCHYARD_QUEUE_LENGTH")]

@@ -19,6 +19,7 @@ pub mod proxy;
 pub mod record;
 pub mod relay;
 pub mod request_shape;
+pub mod response_store;
 pub mod retry;
 pub mod server;
 pub mod source;
@@ -145,6 +146,10 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         egress: egress.clone(),
         retry_buffer_bytes: config.retry_buffer_bytes,
         answer_buffer_bytes: config.answer_buffer_bytes,
+        response_store: response_store::StoreLimits {
+            max_entries: config.response_store_entries,
+            max_bytes: config.response_store_bytes,
+        },
         queue: limits::ConcurrencyConfig {
             queue_len: config.queue_length,
             queue_timeout: Duration::from_millis(config.queue_timeout_ms),

@@ -1,13 +1,15 @@
 //! Relaying a streamed response event by event: passed through when the caller and the
 //! upstream speak the same dialect (observing usage, finish reason and tool calls, and dropping
 //! the usage-only chunk the gateway asked for on the caller's behalf), translated otherwise.
+//! A Responses API caller gets its native stream relayed ([`Relay::Responses`]) or a chat
+//! (or Anthropic) stream translated ([`Relay::ToResponses`]).
 
 use bytes::Bytes;
 use serde_json::Value;
 use switchyard_routing::Dialect;
 
 use crate::sse::SseEvent;
-use crate::translate::{AnthropicToOpenAiStream, OpenAiToAnthropicStream};
+use crate::translate::{AnthropicToOpenAiStream, ChatToResponsesStream, OpenAiToAnthropicStream};
 use crate::usage::Usage;
 
 /// What a relay saw of the stream.
@@ -48,6 +50,23 @@ pub enum Relay {
     ToOpenAi(Box<AnthropicToOpenAiStream>, Observed),
     /// OpenAI upstream, Anthropic caller.
     ToAnthropic(Box<OpenAiToAnthropicStream>, Observed),
+    /// OpenAI Responses upstream (OpenAI proper), Responses caller: relayed as it comes.
+    Responses {
+        /// Observations.
+        seen: Observed,
+        /// The final response object (`response.completed` / `response.incomplete`).
+        response: Option<Value>,
+    },
+    /// Chat completions upstream (or Anthropic, through its chat translation first),
+    /// Responses caller.
+    ToResponses {
+        /// Anthropic → chat, for an Anthropic upstream.
+        anthropic: Option<Box<AnthropicToOpenAiStream>>,
+        /// Chat → Responses.
+        responses: Box<ChatToResponsesStream>,
+        /// Observations.
+        seen: Observed,
+    },
 }
 
 impl Relay {
@@ -69,6 +88,79 @@ impl Relay {
                 Box::new(OpenAiToAnthropicStream::new(model)),
                 Observed::default(),
             ),
+        }
+    }
+
+    /// A relay for a Responses API caller: `native` relays an OpenAI Responses stream; else the
+    /// `upstream` dialect's chat (or Anthropic) stream becomes the Responses events of
+    /// `response_id`, echoing the caller's request `req`.
+    pub fn responses(
+        upstream: Dialect,
+        native: bool,
+        model: &str,
+        response_id: &str,
+        req: &Value,
+    ) -> Self {
+        if native {
+            return Self::Responses {
+                seen: Observed::default(),
+                response: None,
+            };
+        }
+        Self::ToResponses {
+            // The usage chunk is asked for: the Responses stream ends with usage.
+            anthropic: (upstream == Dialect::Anthropic)
+                .then(|| Box::new(AnthropicToOpenAiStream::new(model, true))),
+            responses: Box::new(ChatToResponsesStream::new(response_id, model, req)),
+            seen: Observed::default(),
+        }
+    }
+
+    /// The final response object of a Responses stream that completed (or ended incomplete),
+    /// for the response store; `None` for other streams and failed responses.
+    pub fn final_response(&self) -> Option<Value> {
+        match self {
+            Self::Responses { response, .. } => response.clone(),
+            Self::ToResponses { responses, .. } if responses.saw_terminal() => {
+                let r = responses.response();
+                (r.get("status").and_then(Value::as_str) != Some("failed")).then_some(r)
+            }
+            _ => None,
+        }
+    }
+
+    /// The caller's last event when the gateway ends a broken stream with `error` (nothing
+    /// follows it): a Responses caller gets `response.failed` (translated streams) or an
+    /// `error` event (native streams), other callers the error frame of `dialect`.
+    pub fn error_frame(&mut self, error: &crate::errors::ApiError, dialect: Dialect) -> Vec<Bytes> {
+        match self {
+            Self::ToResponses { responses, .. } if !responses.saw_terminal() => {
+                let chunk = serde_json::json!({
+                    "error": {"code": "server_error", "message": error.message}
+                });
+                responses
+                    .on_event(&SseEvent::data(chunk.to_string()))
+                    .unwrap_or_default()
+                    .iter()
+                    .map(SseEvent::to_bytes)
+                    .collect()
+            }
+            Self::ToResponses { .. } => Vec::new(),
+            // https://platform.openai.com/docs/api-reference/responses-streaming/error
+            Self::Responses { .. } => vec![
+                SseEvent::named(
+                    "error",
+                    serde_json::json!({
+                        "type": "error",
+                        "code": "server_error",
+                        "message": error.message,
+                        "param": null,
+                    })
+                    .to_string(),
+                )
+                .to_bytes(),
+            ],
+            _ => vec![error.sse_frame(dialect)],
         }
     }
 
@@ -137,6 +229,44 @@ impl Relay {
                 let out = t.on_event(ev).map_err(|e| e.to_string())?;
                 Ok(out.iter().map(SseEvent::to_bytes).collect())
             }
+            Self::Responses { seen, response } => {
+                let v: Value = serde_json::from_str(&ev.data)
+                    .map_err(|e| format!("a stream event is not JSON ({e})"))?;
+                if !v.get("type").is_some_and(Value::is_string) {
+                    return Err("a stream event has no `type`".to_owned());
+                }
+                if let Some(r) = observe_responses(&v, seen) {
+                    *response = Some(r);
+                }
+                Ok(vec![ev.to_bytes()])
+            }
+            Self::ToResponses {
+                anthropic,
+                responses,
+                seen,
+            } => {
+                let chat_events = match anthropic {
+                    Some(a) => {
+                        let v = anthropic_event(ev)?;
+                        observe_anthropic(ev, &v, seen);
+                        a.on_event(ev).map_err(|e| e.to_string())?
+                    }
+                    None => {
+                        if ev.is_done() {
+                            seen.terminal = true;
+                        } else {
+                            observe_openai(&openai_chunk(ev)?, seen);
+                        }
+                        vec![ev.clone()]
+                    }
+                };
+                let mut out = Vec::new();
+                for c in &chat_events {
+                    out.extend(responses.on_event(c).map_err(|e| e.to_string())?);
+                }
+                seen.terminal |= responses.saw_terminal();
+                Ok(out.iter().map(SseEvent::to_bytes).collect())
+            }
         }
     }
 
@@ -152,6 +282,11 @@ impl Relay {
             Self::ToAnthropic(t, seen) if complete && seen.error_event.is_none() => {
                 t.finish().iter().map(SseEvent::to_bytes).collect()
             }
+            Self::ToResponses {
+                responses, seen, ..
+            } if complete && seen.error_event.is_none() => {
+                responses.finish().iter().map(SseEvent::to_bytes).collect()
+            }
             _ => Vec::new(),
         };
         (out, complete)
@@ -163,7 +298,9 @@ impl Relay {
             Self::OpenAi { seen, .. }
             | Self::Anthropic { seen }
             | Self::ToOpenAi(_, seen)
-            | Self::ToAnthropic(_, seen) => seen,
+            | Self::ToAnthropic(_, seen)
+            | Self::Responses { seen, .. }
+            | Self::ToResponses { seen, .. } => seen,
         }
     }
 }
@@ -215,6 +352,77 @@ fn observe_openai(v: &Value, seen: &mut Observed) {
         if let Some(args) = call.pointer("/function/arguments").and_then(Value::as_str) {
             seen.content_bytes += args.len();
         }
+    }
+}
+
+/// Observes a Responses stream event; the final response object when the event ends the
+/// response well (`response.completed`, `response.incomplete`). Event shapes: openai-python
+/// `src/openai/types/responses/response_stream_event.py`.
+fn observe_responses(v: &Value, seen: &mut Observed) -> Option<Value> {
+    let kind = v.get("type").and_then(Value::as_str).unwrap_or_default();
+    match kind {
+        "response.output_text.delta"
+        | "response.refusal.delta"
+        | "response.function_call_arguments.delta"
+        | "response.reasoning_summary_text.delta"
+        | "response.reasoning_text.delta" => {
+            if let Some(d) = v.get("delta").and_then(Value::as_str) {
+                seen.content_bytes += d.len();
+            }
+            None
+        }
+        "response.output_item.done" => {
+            let item = v.get("item");
+            if item.and_then(|i| i.get("type")).and_then(Value::as_str) == Some("function_call")
+                && let (Some(id), Some(name)) = (
+                    item.and_then(|i| i.get("call_id")).and_then(Value::as_str),
+                    item.and_then(|i| i.get("name")).and_then(Value::as_str),
+                )
+            {
+                seen.tool_calls.push((id.to_owned(), name.to_owned()));
+            }
+            None
+        }
+        "response.completed" | "response.incomplete" => {
+            let response = v.get("response").cloned().unwrap_or(Value::Null);
+            if let Some(u) = response.get("usage").and_then(Usage::from_openai) {
+                seen.usage = Some(u);
+            }
+            seen.finish_reason = Some(
+                response
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or(if kind == "response.completed" {
+                        "completed"
+                    } else {
+                        "incomplete"
+                    })
+                    .to_owned(),
+            );
+            seen.terminal = true;
+            response.is_object().then_some(response)
+        }
+        "response.failed" => {
+            seen.error_event = Some(
+                v.pointer("/response/error/message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("the response failed")
+                    .to_owned(),
+            );
+            seen.terminal = true;
+            None
+        }
+        "error" => {
+            seen.error_event = Some(
+                v.get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or("error event")
+                    .to_owned(),
+            );
+            seen.terminal = true;
+            None
+        }
+        _ => None,
     }
 }
 

@@ -43,6 +43,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/messages", post(messages))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
+        .route(
+            "/v1/responses",
+            post(proxy::responses::create).get(proxy::responses::websocket),
+        )
+        .route(
+            "/v1/responses/{id}",
+            get(proxy::responses::get).delete(proxy::responses::delete),
+        )
         .route("/v1/models", get(models))
         .fallback(not_found)
         .layer(CatchPanicLayer::custom(|_| {

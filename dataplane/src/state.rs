@@ -38,6 +38,8 @@ pub struct Settings {
     pub retry_buffer_bytes: usize,
     /// Backend wait queues (`maxConcurrency`).
     pub queue: ConcurrencyConfig,
+    /// Bounds of the Responses API store, per workspace.
+    pub response_store: crate::response_store::StoreLimits,
 }
 
 impl Default for Settings {
@@ -51,6 +53,7 @@ impl Default for Settings {
             egress: Arc::default(),
             retry_buffer_bytes: 4 << 20,
             queue: ConcurrencyConfig::default(),
+            response_store: crate::response_store::StoreLimits::default(),
         }
     }
 }
@@ -86,6 +89,8 @@ pub struct AppState {
     pub answer_buffer: AnswerBuffer,
     /// Woken on every circuit transition (the circuit reporter waits on it).
     pub circuit_changed: Arc<tokio::sync::Notify>,
+    /// Responses API state, per workspace.
+    pub responses: crate::response_store::ResponseStore,
 }
 
 impl AppState {
@@ -107,6 +112,7 @@ impl AppState {
             limiter: Limiter::new(),
             concurrency: ConcurrencyLimiter::with_config(settings.queue.clone()),
             answer_buffer: AnswerBuffer::new(settings.answer_buffer_bytes),
+            responses: crate::response_store::ResponseStore::new(settings.response_store),
             circuit_changed,
             client,
             balancer: Balancer::default(),

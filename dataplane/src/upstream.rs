@@ -166,7 +166,10 @@ impl Upstream {
     /// URL for an endpoint in this upstream's dialect.
     pub fn url(&self, endpoint: Endpoint) -> Result<String, ApiError> {
         let path = match (self.dialect, endpoint) {
-            (Dialect::Anthropic, Endpoint::ChatCompletions | Endpoint::Messages) => "/v1/messages",
+            (
+                Dialect::Anthropic,
+                Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::Responses,
+            ) => "/v1/messages",
             (Dialect::Anthropic, Endpoint::Completions | Endpoint::Embeddings) => {
                 return Err(ApiError::invalid(format!(
                     "{} ({}) does not support {}",
@@ -180,6 +183,10 @@ impl Upstream {
             }
             (Dialect::OpenAi, Endpoint::Completions) => "/completions",
             (Dialect::OpenAi, Endpoint::Embeddings) => "/embeddings",
+            // OpenAI proper serves the Responses API natively; other OpenAI-dialect servers get
+            // it translated to chat completions (see `proxy::responses`).
+            (Dialect::OpenAi, Endpoint::Responses) if self.is_openai => "/responses",
+            (Dialect::OpenAi, Endpoint::Responses) => "/chat/completions",
         };
         Ok(format!("{}{}", self.base.trim_end_matches('/'), path))
     }

@@ -37,6 +37,8 @@ pub enum Endpoint {
     Completions,
     /// `POST /v1/embeddings`.
     Embeddings,
+    /// `POST /v1/responses` (OpenAI Responses API; errors in OpenAI's shape).
+    Responses,
 }
 
 impl Endpoint {
@@ -51,7 +53,7 @@ impl Endpoint {
     /// RouterPolicy endpoint type.
     pub fn endpoint_type(self) -> EndpointType {
         match self {
-            Self::ChatCompletions | Self::Messages => EndpointType::Chat,
+            Self::ChatCompletions | Self::Messages | Self::Responses => EndpointType::Chat,
             Self::Completions => EndpointType::Completions,
             Self::Embeddings => EndpointType::Embeddings,
         }
@@ -64,6 +66,7 @@ impl Endpoint {
             Self::Messages => "/v1/messages",
             Self::Completions => "/v1/completions",
             Self::Embeddings => "/v1/embeddings",
+            Self::Responses => "/v1/responses",
         }
     }
 }

@@ -1,7 +1,6 @@
 //! Which fields of a request carry caller text, one description per endpoint. The walker
 //! ([`super::walk`]) follows these descriptions for alert, redact and block alike, so adding an
-//! endpoint (the OpenAI Responses API is [`RESPONSES`], ready for `/v1/responses`) is one more
-//! entry in [`of`].
+//! endpoint is one more entry in [`of`].
 //!
 //! Rules shared by every description:
 //! - a string in a described field is always scanned, whatever the field;
@@ -39,6 +38,7 @@ pub fn of(endpoint: Endpoint) -> &'static Text {
         Endpoint::Messages => &MESSAGES,
         Endpoint::Completions => &COMPLETIONS,
         Endpoint::Embeddings => &EMBEDDINGS,
+        Endpoint::Responses => &RESPONSES,
     }
 }
 
@@ -202,9 +202,9 @@ static ANTHROPIC_BLOCK: Text = Text::Kinds(
     ],
 );
 
-// ---------------------------------------------------------------- OpenAI Responses (not routed yet)
+// ---------------------------------------------------------------- OpenAI Responses
 
-/// `POST /v1/responses`: not served yet; add `Endpoint::Responses => &RESPONSES` to [`of`].
+/// `POST /v1/responses`.
 pub static RESPONSES: Text = Text::Object(&[
     ("instructions", Text::All),
     ("input", Text::Each(&RESPONSES_ITEM)),

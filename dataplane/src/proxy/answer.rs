@@ -36,7 +36,8 @@ pub(crate) enum Fault {
 
 /// Checks a non-streamed answer of an upstream of `dialect` to a call of `endpoint` (the
 /// caller's endpoint: an Anthropic upstream is always called on its messages API, an OpenAI one
-/// on chat completions for both chat endpoints).
+/// on chat completions for both chat endpoints; `(OpenAi, Responses)` is a native Responses
+/// object).
 pub(crate) fn check(endpoint: Endpoint, dialect: Dialect, body: &[u8]) -> Result<Summary, Fault> {
     // (A struct would also be read from an array.)
     if body.trim_ascii_start().first() != Some(&b'{') {
@@ -94,6 +95,27 @@ pub(crate) fn check(endpoint: Endpoint, dialect: Dialect, body: &[u8]) -> Result
                 usage: usage.and_then(Usage::from_openai),
                 finish_reason,
                 tools: Vec::new(),
+            })
+        }
+        (Dialect::OpenAi, Endpoint::Responses) => {
+            // A native Responses object (OpenAI proper); a translated call is checked as the
+            // chat completion it is (see `proxy::responses`).
+            let output = answer
+                .output
+                .ok_or_else(|| missing("output", "an array of output items"))?;
+            Ok(Summary {
+                usage: usage.and_then(Usage::from_openai),
+                finish_reason: answer.status,
+                tools: output
+                    .into_iter()
+                    .filter(|i| i.kind.as_deref() == Some("function_call"))
+                    .filter_map(|i| {
+                        Some(ToolUsage {
+                            id: i.call_id?,
+                            name: i.name?,
+                        })
+                    })
+                    .collect(),
             })
         }
         (Dialect::OpenAi, Endpoint::ChatCompletions | Endpoint::Messages) => {
@@ -155,6 +177,22 @@ struct Answer {
     content: Option<Vec<Block>>,
     #[serde(default)]
     stop_reason: Option<String>,
+    // OpenAI Responses.
+    #[serde(default)]
+    output: Option<Vec<OutputItem>>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// An item of a Responses object's `output` (only what the summary needs).
+#[derive(Deserialize)]
+struct OutputItem {
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    call_id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
 }
 
 impl Answer {

@@ -19,6 +19,7 @@ use switchyard_routing::{Dialect, Endpoint};
 
 use super::answer::{self, Fault};
 use super::call::{Call, CallGuard};
+use super::responses::Outbound;
 use super::scrub::{Scrubber, error_chain};
 use super::stream::{Ending, UpstreamEvents};
 use super::tracker::Tracker;
@@ -138,6 +139,7 @@ impl Try<'_, '_> {
             body,
             info,
             caller,
+            responses,
         } = *self.call;
         let up = self.up;
         let url = up.url(endpoint).map_err(Failed::final_)?;
@@ -151,8 +153,15 @@ impl Try<'_, '_> {
                 )));
             }
         };
-        let (upstream_body, caller_wants_usage) =
-            upstream_body(body, endpoint.dialect(), up, info.stream).map_err(Failed::final_)?;
+        let (upstream_body, caller_wants_usage) = match responses.map(|r| r.outbound(up)) {
+            None => upstream_body(body, endpoint.dialect(), up, info.stream),
+            Some(Ok(Outbound::Native(req))) => Ok((req, false)),
+            Some(Ok(Outbound::Chat(chat))) => {
+                upstream_body(&chat, Dialect::OpenAi, up, info.stream)
+            }
+            Some(Err(e)) => Err(e),
+        }
+        .map_err(Failed::final_)?;
         let auth = up
             .auth_headers(caller.passthrough.as_deref())
             .map_err(Failed::final_)?;
@@ -354,6 +363,9 @@ impl Try<'_, '_> {
             self.timeouts,
             self.deadline,
         );
+        if let Some(r) = self.call.responses {
+            events = events.for_responses(r.relay(self.up), r.pending(self.call.state, self.up));
+        }
         let (first, ending) = events.prefetch().await;
         match ending.as_ref().and_then(Ending::failure) {
             Some((failure, message)) => Err(self.answer_failed(tracker, guard, failure, message)),
@@ -393,6 +405,12 @@ impl Try<'_, '_> {
         )
         .await;
         let answer = read.and_then(|(bytes, permit)| {
+            if let Some(r) = self.call.responses {
+                return r
+                    .answer(state, up, bytes)
+                    .map_err(|f| fault_failure(up, &scrubber, f))
+                    .map(|(out, s)| (out, s, permit));
+            }
             relayable(
                 self.call.endpoint,
                 self.call.endpoint.dialect(),
@@ -499,6 +517,19 @@ fn relayable(
         Dialect::Anthropic => translate::openai_response_to_anthropic(&v, &up.model),
     };
     Ok((Bytes::from(out.to_string()), summary))
+}
+
+/// An answer that is not relayed as a success, as the attempt's failure.
+fn fault_failure(up: &Upstream, scrubber: &Scrubber, f: Fault) -> AnswerFailure {
+    match f {
+        Fault::ErrorBody(message) => {
+            AnswerFailure::Upstream(UpstreamFailure::ErrorBody, scrubber.error_text(&message))
+        }
+        Fault::Invalid(why) => AnswerFailure::Upstream(
+            UpstreamFailure::InvalidAnswer,
+            format!("{} sent an invalid answer: {why}", up.name),
+        ),
+    }
 }
 
 /// Why an answer that came with a 2xx head failed, before anything reached the caller.

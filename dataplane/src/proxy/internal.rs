@@ -186,6 +186,7 @@ pub(crate) async fn call(
             body: &body,
             info: &info,
             caller,
+            responses: None,
         };
         let arrived = tokio::time::Instant::now();
         match super::failover::run(&call, table, &routes, bytes, arrived, &mut tracker).await {

@@ -8,6 +8,7 @@ mod attempt;
 mod call;
 mod failover;
 pub(crate) mod internal;
+pub mod responses;
 mod scrub;
 mod stream;
 mod tracker;
@@ -284,7 +285,11 @@ async fn pipeline(
     if chain_name.is_none()
         && let Some(instructions) = &workspace.custom_instructions
     {
-        add_instructions(&mut body, dialect, instructions);
+        if endpoint == Endpoint::Responses {
+            responses::add_instructions(&mut body, instructions);
+        } else {
+            add_instructions(&mut body, dialect, instructions);
+        }
     }
     let policy = guardrails::Policy {
         secrets: workspace.guardrail_secrets,
@@ -340,6 +345,15 @@ async fn pipeline(
         )
         .await;
     }
+    // A Responses request continues a stored conversation: resolved once, before any target.
+    let responses = match endpoint {
+        Endpoint::Responses => Some(responses::ResponsesCall::new(
+            &state.responses,
+            &workspace.key,
+            &body,
+        )?),
+        _ => None,
+    };
     let call = Call {
         state,
         endpoint,
@@ -347,6 +361,7 @@ async fn pipeline(
         body: &body,
         info: &info,
         caller: &caller,
+        responses: responses.as_ref(),
     };
     failover::run(&call, table, &routes, body_bytes, arrived, tracker).await
 }

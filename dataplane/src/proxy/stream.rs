@@ -75,6 +75,8 @@ pub(crate) struct UpstreamEvents {
     scrubber: Scrubber,
     timeouts: Timeouts,
     deadline: tokio::time::Instant,
+    /// Keeps a Responses API answer once its stream completed.
+    store: Option<super::responses::PendingStore>,
 }
 
 impl UpstreamEvents {
@@ -95,7 +97,20 @@ impl UpstreamEvents {
             scrubber,
             timeouts,
             deadline,
+            store: None,
         }
+    }
+
+    /// The stream of a Responses API call: relayed by `relay`, its final response kept by
+    /// `store`.
+    pub(crate) fn for_responses(
+        mut self,
+        relay: Relay,
+        store: Option<super::responses::PendingStore>,
+    ) -> Self {
+        self.relay = relay;
+        self.store = store;
+        self
     }
 
     /// Reads until the answer has started: its first generated content, or
@@ -270,7 +285,15 @@ pub(crate) fn stream_response(
         if let Ending::Broken(message, _) = &ending {
             // The upstream's own error event was relayed; a break gets one of the gateway's.
             let e = ApiError::new(ErrorKind::Upstream, message.clone());
-            yield Ok(e.sse_frame(dialect));
+            for b in events.relay.error_frame(&e, dialect) {
+                yield Ok(b);
+            }
+        }
+        if failure.is_none()
+            && let Some(store) = events.store.take()
+            && let Some(response) = events.relay.final_response()
+        {
+            store.complete(response);
         }
         let summary = Summary {
             usage: seen.usage,

@@ -21,6 +21,9 @@ pub fn check(endpoint: Endpoint, body: &Map<String, Value>) -> Result<(), ApiErr
         Endpoint::Completions => openai::completions(body),
         Endpoint::Embeddings => openai::embeddings(body),
         Endpoint::Messages => anthropic::messages(body),
+        // Checked item by item where it is translated (`translate::responses_to_chat`, with the
+        // parameter's path), or by OpenAI itself for a native target.
+        Endpoint::Responses => Ok(()),
     }
 }
 
