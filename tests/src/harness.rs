@@ -63,6 +63,8 @@ pub struct GatewayOptions {
     pub header_timeout_ms: Option<u64>,
     /// Time to send a request body, ms.
     pub body_timeout_ms: Option<u64>,
+    /// Responses kept per workspace by the Responses API store.
+    pub response_store_entries: Option<usize>,
 }
 
 impl Gateway {
@@ -110,6 +112,9 @@ impl Gateway {
         }
         if let Some(ms) = options.body_timeout_ms {
             config.body_timeout_ms = ms;
+        }
+        if let Some(n) = options.response_store_entries {
+            config.response_store_entries = n;
         }
         let running = switchyard_dataplane::start(config).await?;
         let (addr, admin_addr) = (running.addr, running.admin_addr);

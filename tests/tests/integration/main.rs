@@ -19,6 +19,7 @@ mod dataplane_instructions;
 mod dataplane_labels;
 mod dataplane_providers;
 mod dataplane_resilience;
+mod dataplane_responses;
 mod dataplane_routing;
 mod dataplane_translation;
 mod dataplane_upstream_answers;
