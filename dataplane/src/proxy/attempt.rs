@@ -643,7 +643,8 @@ fn upstream_body(
             translate::openai_chat_to_anthropic(body, &up.model).map_err(translate_error)?
         }
         (Dialect::Anthropic, Dialect::OpenAi) => {
-            translate::anthropic_to_openai_chat(body, &up.model).map_err(translate_error)?
+            let target = translate::ChatTarget::from_kind(up.kind);
+            translate::anthropic_to_openai_chat(body, &up.model, target).map_err(translate_error)?
         }
         _ => {
             let mut b = body.clone();

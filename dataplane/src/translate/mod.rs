@@ -37,7 +37,7 @@ mod openai_to_anthropic;
 mod tests;
 
 pub use anthropic_to_openai::{
-    AnthropicToOpenAiStream, anthropic_error_to_openai, anthropic_response_to_openai,
+    AnthropicToOpenAiStream, ChatTarget, anthropic_error_to_openai, anthropic_response_to_openai,
     anthropic_to_openai_chat, stop_reason_to_finish_reason,
 };
 pub use openai_to_anthropic::{
@@ -62,8 +62,8 @@ pub enum TranslateError {
         message: String,
     },
     /// The request uses a feature the target dialect cannot express; the string names the
-    /// parameter (e.g. `n`, `logprobs`, `audio`, `tools[1].type`). Map to HTTP 400, or try a
-    /// target that speaks the client's dialect.
+    /// parameter (e.g. `n`, `logprobs`, `audio`, `tools[1].type`), possibly followed by what it
+    /// holds in parentheses. Map to HTTP 400, or try a target that speaks the client's dialect.
     #[error("`{0}` is not supported by the target provider's API")]
     Unsupported(String),
 }

@@ -9,7 +9,9 @@
 //!
 //! Each case holds any of the pairs `request.in.json` → `request.out.json` (or
 //! `request.error.json`), `response.in.json` → `response.out.json` and `stream.in.sse` →
-//! `stream.out.sse`, plus an optional `case.json` (`{"model": …, "include_usage": …}`).
+//! `stream.out.sse`, plus an optional `case.json` (`{"model": …, "include_usage": …,
+//! "target": …}`; `target` is the Provider or Backend type a `messages_to_chat` request is
+//! translated for, `openai` by default).
 //! JSON is compared as values; streams are parsed with `SseParser` and compared event by event
 //! (event name, then data as JSON when it is JSON). OpenAI's `created` is set to 0 before
 //! comparing. Run with `UPDATE_GOLDEN=1` to rewrite the expected files (review the diff!).
@@ -24,8 +26,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use switchyard_dataplane::sse::{SseEvent, SseParser};
 use switchyard_dataplane::translate::{
-    AnthropicToOpenAiStream, OpenAiToAnthropicStream, TranslateError, anthropic_response_to_openai,
-    anthropic_to_openai_chat, openai_chat_to_anthropic, openai_response_to_anthropic,
+    AnthropicToOpenAiStream, ChatTarget, OpenAiToAnthropicStream, TranslateError,
+    anthropic_response_to_openai, anthropic_to_openai_chat, openai_chat_to_anthropic,
+    openai_response_to_anthropic,
 };
 use switchyard_dataplane::usage::Usage;
 
@@ -188,7 +191,11 @@ fn check_json(expected_path: &Path, actual: &Value, failures: &mut Vec<String>) 
 }
 
 fn run_case(dir: Direction, path: &Path, failures: &mut Vec<String>) -> usize {
-    let mut case = json!({ "model": dir.default_model(), "include_usage": true });
+    let mut case = json!({
+        "model": dir.default_model(),
+        "include_usage": true,
+        "target": "openai",
+    });
     if path.join("case.json").exists() {
         let overrides = read_json(&path.join("case.json"));
         for (k, v) in overrides.as_object().unwrap() {
@@ -204,7 +211,10 @@ fn run_case(dir: Direction, path: &Path, failures: &mut Vec<String>) -> usize {
         let req = read_json(&request_in);
         let result = match dir {
             Direction::ChatToMessages => openai_chat_to_anthropic(&req, &model),
-            Direction::MessagesToChat => anthropic_to_openai_chat(&req, &model),
+            Direction::MessagesToChat => {
+                let target = ChatTarget::from_kind(case["target"].as_str().unwrap());
+                anthropic_to_openai_chat(&req, &model, target)
+            }
         };
         let (out_path, other_path, actual) = match &result {
             Ok(v) => (
