@@ -206,4 +206,32 @@ mod tests {
         assert!(id.starts_with("toolu_"), "{id}");
         assert_eq!(out["stop_reason"], "tool_use");
     }
+
+    #[test]
+    fn tool_calls_with_stop_are_tool_use_and_unsigned_reasoning_is_dropped() {
+        // Ollama's non-streamed answer to a tool call.
+        let resp = json!({"id": "chatcmpl-1", "model": "qwen3:8b", "choices": [{"index": 0,
+            "finish_reason": "stop", "message": {"role": "assistant", "content": "",
+            "reasoning": "Run it.", "tool_calls": [{"id": "call_1", "index": 0, "type": "function",
+            "function": {"name": "Bash", "arguments": "{\"command\":\"ls\"}"}}]}}]});
+        let out = openai_response_to_anthropic(&resp, "");
+        assert_eq!(out["stop_reason"], "tool_use");
+        assert_eq!(
+            out["content"],
+            json!([{"type": "tool_use", "id": "call_1", "name": "Bash",
+                    "input": {"command": "ls"}}])
+        );
+        assert_eq!(out["model"], "qwen3:8b");
+        // Signed thinking blocks are kept.
+        let resp = json!({"id": "x", "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "ok", "reasoning_content": "r",
+            "thinking_blocks": [{"type": "thinking", "thinking": "r", "signature": "sig"}]}}]});
+        let out = openai_response_to_anthropic(&resp, "m");
+        assert_eq!(out["stop_reason"], "end_turn");
+        assert_eq!(
+            out["content"],
+            json!([{"type": "thinking", "thinking": "r", "signature": "sig"},
+                   {"type": "text", "text": "ok"}])
+        );
+    }
 }

@@ -531,4 +531,178 @@ data: [DONE]\n\
         let start: Value = serde_json::from_str(&out[0].data).unwrap();
         assert_eq!(start["message"]["id"], "msg_chatcmpl-A1");
     }
+
+    fn chunk(delta: Value, finish: Option<&str>) -> SseEvent {
+        SseEvent::data(
+            json!({"id": "c", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+                .to_string(),
+        )
+    }
+
+    fn feed(t: &mut OpenAiToAnthropicStream, events: &[SseEvent]) -> Vec<Value> {
+        let mut out = Vec::new();
+        for ev in events {
+            out.extend(t.on_event(ev).unwrap());
+        }
+        out.extend(t.finish());
+        out.iter()
+            .map(|e| serde_json::from_str(&e.data).unwrap())
+            .collect()
+    }
+
+    fn types(events: &[Value]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e["type"].as_str().unwrap() {
+                "content_block_start" => {
+                    format!("start:{}", e["content_block"]["type"].as_str().unwrap())
+                }
+                "content_block_delta" => format!("delta:{}", e["delta"]["type"].as_str().unwrap()),
+                other => other.to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stop_after_tool_calls_is_tool_use() {
+        let call = json!({"tool_calls": [{"id": "call_1", "index": 0, "type": "function",
+            "function": {"name": "Bash", "arguments": "{\"command\":\"ls\"}"}}]});
+        let mut t = OpenAiToAnthropicStream::new("m");
+        feed(
+            &mut t,
+            &[chunk(call.clone(), None), chunk(json!({}), Some("stop"))],
+        );
+        assert_eq!(t.finish_reason(), Some("tool_use"));
+        // Without tool calls, stop stays end_turn.
+        let mut t = OpenAiToAnthropicStream::new("m");
+        feed(&mut t, &[chunk(json!({"content": "hi"}), Some("stop"))]);
+        assert_eq!(t.finish_reason(), Some("end_turn"));
+        // No finish reason at all before [DONE]: tool_use after tool calls.
+        let mut t = OpenAiToAnthropicStream::new("m");
+        feed(&mut t, &[chunk(call, None), SseEvent::data("[DONE]")]);
+        assert_eq!(t.finish_reason(), Some("tool_use"));
+        assert!(t.saw_terminal());
+    }
+
+    #[test]
+    fn tool_calls_in_every_shape_servers_send() {
+        // Every call at index 0 with its own id (Ollama), then a continuation without id.
+        let mut t = OpenAiToAnthropicStream::new("m");
+        let out = feed(
+            &mut t,
+            &[
+                chunk(
+                    json!({"tool_calls": [{"id": "call_a", "index": 0,
+                    "function": {"name": "A", "arguments": "{}"}}]}),
+                    None,
+                ),
+                chunk(
+                    json!({"tool_calls": [{"id": "call_b", "index": 0,
+                    "function": {"name": "B", "arguments": "{\"x\""}}]}),
+                    None,
+                ),
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}),
+                    None,
+                ),
+                chunk(json!({}), Some("tool_calls")),
+            ],
+        );
+        assert_eq!(
+            t.tool_calls(),
+            [
+                ("call_a".to_owned(), "A".to_owned()),
+                ("call_b".to_owned(), "B".to_owned())
+            ]
+        );
+        let b_args: String = out
+            .iter()
+            .filter(|e| e["index"] == 1 && e["delta"]["type"] == "input_json_delta")
+            .map(|e| e["delta"]["partial_json"].as_str().unwrap())
+            .collect();
+        assert_eq!(b_args, "{\"x\":1}");
+        // The id repeated on every chunk (some servers) continues the same call.
+        let mut t = OpenAiToAnthropicStream::new("m");
+        let out = feed(
+            &mut t,
+            &[
+                chunk(
+                    json!({"tool_calls": [{"id": "call_a", "index": 0,
+                    "function": {"name": "A", "arguments": "{\"y\":"}}]}),
+                    None,
+                ),
+                chunk(
+                    json!({"tool_calls": [{"id": "call_a", "index": 0,
+                    "function": {"arguments": "2}"}}]}),
+                    None,
+                ),
+                chunk(json!({}), Some("tool_calls")),
+            ],
+        );
+        assert_eq!(t.tool_calls().len(), 1);
+        assert_eq!(
+            types(&out),
+            [
+                "message_start",
+                "start:tool_use",
+                "delta:input_json_delta",
+                "delta:input_json_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        // Two calls told apart by index only (no ids): fresh ids are made.
+        let mut t = OpenAiToAnthropicStream::new("m");
+        feed(
+            &mut t,
+            &[
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"name": "A", "arguments": "{}"}},
+                                            {"index": 1, "function": {"name": "B", "arguments": "{}"}}]}),
+                    None,
+                ),
+                chunk(json!({}), Some("tool_calls")),
+            ],
+        );
+        let calls = t.tool_calls();
+        assert_eq!(calls.len(), 2);
+        assert!(calls.iter().all(|(id, _)| id.starts_with("toolu_")));
+        assert_ne!(calls[0].0, calls[1].0);
+    }
+
+    #[test]
+    fn unsigned_reasoning_is_not_forwarded() {
+        let mut t = OpenAiToAnthropicStream::new("m");
+        let out = feed(
+            &mut t,
+            &[
+                chunk(
+                    json!({"role": "assistant", "content": "", "reasoning": "Let me"}),
+                    None,
+                ),
+                chunk(json!({"reasoning_content": " think."}), None),
+                chunk(json!({"content": "Answer."}), None),
+                chunk(json!({}), Some("stop")),
+                SseEvent::data(
+                    json!({"id": "c", "choices": [],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14}})
+                    .to_string(),
+                ),
+            ],
+        );
+        assert_eq!(
+            types(&out),
+            [
+                "message_start",
+                "start:text",
+                "delta:text_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert_eq!(out[1]["index"], 0);
+        assert_eq!(t.usage().output_tokens, 9);
+    }
 }
