@@ -43,8 +43,8 @@ pub(super) const MAX_USER_LEN: usize = 64;
 ///   function, none → `none`; `disable_parallel_tool_use` → `parallel_tool_calls: false`.
 /// - `stop_sequences` → `stop` (OpenAI takes at most 4: more is refused rather than cut, which
 ///   would let the model run past a stop the client relies on); `max_tokens`, `temperature`,
-///   `top_p` as they are; `top_k` for targets other than OpenAI (an extension parameter
-///   there); `metadata.user_id` → `user` (bounded by [`MAX_USER_LEN`]); `stream: true` →
+///   `top_p` as they are; `top_k` (when positive) for targets other than OpenAI (an extension
+///   parameter there); `metadata.user_id` → `user` (bounded by [`MAX_USER_LEN`]); `stream: true` →
 ///   `stream` plus `stream_options.include_usage: true`.
 /// - `thinking` (`enabled` with `budget_tokens`) → `reasoning_effort` for vLLM (`low` up to
 ///   4096 tokens, `medium` up to 16384, `high` above), dropped elsewhere: OpenAI refuses it for
@@ -88,7 +88,8 @@ pub fn anthropic_to_openai_chat(
         let k = k
             .as_u64()
             .ok_or_else(|| TranslateError::invalid("top_k", "expected a non-negative integer"))?;
-        if target.takes_top_k() {
+        // 0 restricts nothing, and some vLLM versions refuse it (their "off" is -1).
+        if target.takes_top_k() && k > 0 {
             out.insert("top_k".into(), json!(k));
         }
     }

@@ -445,6 +445,8 @@ fn parameters_follow_the_target() {
     req["thinking"] = json!({"type": "sometimes"});
     assert_eq!(err_param(to(&req, ChatTarget::OpenAi)).0, "thinking.type");
     req["thinking"] = Value::Null;
+    req["top_k"] = json!(0);
+    assert!(to(&req, ChatTarget::Vllm).unwrap().get("top_k").is_none());
     req["top_k"] = json!(-1);
     assert_eq!(err_param(to(&req, ChatTarget::Vllm)).0, "top_k");
 }
