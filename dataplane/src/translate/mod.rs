@@ -11,7 +11,9 @@
 //!
 //! - `openai_to_anthropic/`: OpenAI chat → Anthropic Messages (`request.rs`: requests,
 //!   `response.rs`: response and error bodies, `stream.rs`: streams);
-//! - `anthropic_to_openai/`: Anthropic Messages → OpenAI chat (the same three files);
+//! - `anthropic_to_openai/`: Anthropic Messages → OpenAI chat (the same three files, and for
+//!   requests `content.rs`: content blocks, `system.rs`: where system text goes, `target.rs`:
+//!   [`ChatTarget`], what the OpenAI-dialect server accepts);
 //! - `common.rs`: the helpers the directions share;
 //! - this file: [`TranslateError`] and the entry points of every direction (the module's API).
 //!

@@ -32,7 +32,9 @@ pub(super) const MAX_USER_LEN: usize = 64;
 ///   and PDFs inside tool results move to the following user message (OpenAI tool messages take
 ///   text only).
 /// - Assistant text → `content` (concatenated), `tool_use` → `tool_calls` (input JSON-encoded).
-///   Thinking and redacted thinking are dropped (see [`super::content`]).
+///   Thinking and redacted thinking are dropped: their signatures mean nothing to the
+///   target, and some servers refuse `reasoning_content` in history (DeepSeek's API answers
+///   400).
 /// - Anthropic server-tool and MCP blocks (`server_tool_use`, `web_search_tool_result`,
 ///   `web_fetch_tool_result`, `code_execution_tool_result`, `mcp_tool_use`, `mcp_tool_result`,
 ///   `container_upload`, …) are refused, naming the block: the target can neither run them nor
@@ -44,7 +46,8 @@ pub(super) const MAX_USER_LEN: usize = 64;
 /// - `stop_sequences` → `stop` (OpenAI takes at most 4: more is refused rather than cut, which
 ///   would let the model run past a stop the client relies on); `max_tokens`, `temperature`,
 ///   `top_p` as they are; `top_k` (when positive) for targets other than OpenAI (an extension
-///   parameter there); `metadata.user_id` → `user` (bounded by [`MAX_USER_LEN`]); `stream: true` →
+///   parameter there); `metadata.user_id` → `user` (over 64 characters, as Claude Code's are, replaced by
+///   their SHA-256 in hex); `stream: true` →
 ///   `stream` plus `stream_options.include_usage: true`.
 /// - `thinking` (`enabled` with `budget_tokens`) → `reasoning_effort` for vLLM (`low` up to
 ///   4096 tokens, `medium` up to 16384, `high` above), dropped elsewhere: OpenAI refuses it for

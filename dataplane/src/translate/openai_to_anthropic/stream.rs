@@ -340,7 +340,7 @@ impl OpenAiToAnthropicStream {
     /// Translates one upstream event.
     ///
     /// # Errors
-    /// [`TranslateError::Invalid`] with param [`super::UPSTREAM_STREAM_PARAM`] when the event data is not JSON, or when a tool call's
+    /// [`TranslateError::Invalid`] with param [`crate::translate::UPSTREAM_STREAM_PARAM`] when the event data is not JSON, or when a tool call's
     /// arguments continue after another block started (Anthropic blocks cannot be reopened).
     pub fn on_event(&mut self, ev: &SseEvent) -> Result<Vec<SseEvent>, TranslateError> {
         let mut out = Vec::new();
