@@ -25,6 +25,28 @@ pub fn classify(
     headers: &HeaderMap,
     body: &Value,
 ) -> Result<RequestInfo, ApiError> {
+    classify_as(endpoint, headers, body, Purpose::Generate)
+}
+
+/// Reads a token-count request (`POST /v1/messages/count_tokens`): a Messages body, read and
+/// checked as [`classify`] does for `/v1/messages`, without `max_tokens` (nothing is generated).
+pub fn classify_count_tokens(headers: &HeaderMap, body: &Value) -> Result<RequestInfo, ApiError> {
+    classify_as(Endpoint::Messages, headers, body, Purpose::CountTokens)
+}
+
+/// What a request is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Generate,
+    CountTokens,
+}
+
+fn classify_as(
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: &Value,
+    purpose: Purpose,
+) -> Result<RequestInfo, ApiError> {
     let obj = body
         .as_object()
         .ok_or_else(|| ApiError::invalid("request body must be a JSON object"))?;
@@ -47,7 +69,7 @@ pub fn classify(
     let mut info = RequestInfo {
         endpoint_type: Some(endpoint.endpoint_type()),
         model,
-        stream,
+        stream: stream && purpose == Purpose::Generate,
         client: client_name(headers),
         ..Default::default()
     };
@@ -78,7 +100,10 @@ pub fn classify(
                 .map(|m| truncate(&message_text(m), MAX_PROMPT_RECORD));
             let text = info.user_prompt.clone().unwrap_or_default();
             info.filenames = filenames(&text);
-            if endpoint == Endpoint::Messages && obj.get("max_tokens").is_none() {
+            if endpoint == Endpoint::Messages
+                && purpose == Purpose::Generate
+                && obj.get("max_tokens").is_none()
+            {
                 return Err(ApiError::invalid("`max_tokens` is required").param("max_tokens"));
             }
         }
