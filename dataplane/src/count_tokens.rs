@@ -56,7 +56,11 @@ pub enum Encoding {
 impl Encoding {
     /// The encoding for `model` (a provider prefix such as `openai/` is ignored).
     pub fn for_model(model: &str) -> Self {
-        let name = model.rsplit('/').next().unwrap_or(model).to_ascii_lowercase();
+        let name = model
+            .rsplit('/')
+            .next()
+            .unwrap_or(model)
+            .to_ascii_lowercase();
         // After tiktoken's MODEL_PREFIX_TO_ENCODING / MODEL_TO_ENCODING (tiktoken/model.py).
         const O200K_PREFIXES: [&str; 8] = [
             "gpt-4o",
@@ -88,8 +92,7 @@ impl Encoding {
     }
 
     fn bpe(self) -> Option<&'static CoreBPE> {
-        static O200K: LazyLock<Option<CoreBPE>> =
-            LazyLock::new(|| tiktoken_rs::o200k_base().ok());
+        static O200K: LazyLock<Option<CoreBPE>> = LazyLock::new(|| tiktoken_rs::o200k_base().ok());
         static CL100K: LazyLock<Option<CoreBPE>> =
             LazyLock::new(|| tiktoken_rs::cl100k_base().ok());
         match self {
@@ -224,7 +227,9 @@ impl Counter {
             self.text(title);
         }
         match (kind, source) {
-            (Some("text"), Some(s)) => self.text(s.get("data").and_then(Value::as_str).unwrap_or_default()),
+            (Some("text"), Some(s)) => {
+                self.text(s.get("data").and_then(Value::as_str).unwrap_or_default())
+            }
             (Some("content"), Some(s)) => self.content(s.get("content")),
             _ => self.tokens += DOCUMENT_TOKENS,
         }
@@ -236,7 +241,11 @@ impl Counter {
         match t.get("input_schema") {
             Some(schema) => {
                 self.text(t.get("name").and_then(Value::as_str).unwrap_or_default());
-                self.text(t.get("description").and_then(Value::as_str).unwrap_or_default());
+                self.text(
+                    t.get("description")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default(),
+                );
                 self.json(schema);
             }
             None => self.json(t),
@@ -255,7 +264,10 @@ fn pieces(text: &str) -> impl Iterator<Item = &str> {
         if rest.len() <= PIECE_BYTES {
             return Some(std::mem::take(&mut rest));
         }
-        let (end, half) = (floor_boundary(rest, PIECE_BYTES), floor_boundary(rest, PIECE_BYTES / 2));
+        let (end, half) = (
+            floor_boundary(rest, PIECE_BYTES),
+            floor_boundary(rest, PIECE_BYTES / 2),
+        );
         let cut = rest[half..end]
             .rfind(char::is_whitespace)
             .map_or(end, |i| half + i);

@@ -394,16 +394,28 @@ mod tests {
             ("/v1/threads/thread_1/runs", "/v1/threads"),
             ("/v1/vector_stores/vs_1/files", "/v1/vector_stores"),
             ("/v1/fine_tuning/jobs", "/v1/fine_tuning/*"),
-            ("/v1/messages/batches/msgbatch_1/results", "/v1/messages/batches"),
+            (
+                "/v1/messages/batches/msgbatch_1/results",
+                "/v1/messages/batches",
+            ),
             ("/v1/complete", "/v1/complete"),
             ("/api/chat", "/api/chat"),
             ("/api/generate", "/api/generate"),
             ("/api/tags", "/api/tags"),
-            ("/v1beta/models/gemini-2.0-flash:generateContent", "/v1beta/models/*"),
-            ("/model/anthropic.claude-3-haiku-20240307-v1:0/invoke", BEDROCK_INVOKE),
+            (
+                "/v1beta/models/gemini-2.0-flash:generateContent",
+                "/v1beta/models/*",
+            ),
+            (
+                "/model/anthropic.claude-3-haiku-20240307-v1:0/invoke",
+                BEDROCK_INVOKE,
+            ),
             ("/model/m/invoke-with-response-stream", BEDROCK_INVOKE),
             ("/model/m/converse-stream", BEDROCK_CONVERSE),
-            ("/openai/deployments/gpt4/chat/completions", "/openai/deployments/*"),
+            (
+                "/openai/deployments/gpt4/chat/completions",
+                "/openai/deployments/*",
+            ),
             ("//V1/Files/", "/v1/files"),
         ] {
             assert_eq!(unsupported_path_label(path), label, "{path}");
@@ -436,6 +448,10 @@ mod tests {
         let mut labels: std::collections::BTreeSet<&str> =
             UNSUPPORTED_PATHS.iter().map(|(_, l)| *l).collect();
         labels.extend([BEDROCK_INVOKE, BEDROCK_CONVERSE, OTHER_PATH]);
-        assert_eq!(labels.len(), UNSUPPORTED_PATHS.len() + 3, "labels are distinct");
+        assert_eq!(
+            labels.len(),
+            UNSUPPORTED_PATHS.len() + 3,
+            "labels are distinct"
+        );
     }
 }

@@ -229,14 +229,12 @@ fn first_usable<'r>(
             let up = match target.kind {
                 TargetKind::Provider => Upstream::provider(snapshot, target, model),
                 TargetKind::Backend => Upstream::backend(snapshot, &target.key, target, model),
-                TargetKind::AffinityGroup => {
-                    snapshot.affinity_group(&target.key).and_then(|g| {
-                        g.members
-                            .iter()
-                            .filter(|m| m.models.iter().any(|n| n == model))
-                            .find_map(|m| Upstream::backend(snapshot, &m.backend, target, model))
-                    })
-                }
+                TargetKind::AffinityGroup => snapshot.affinity_group(&target.key).and_then(|g| {
+                    g.members
+                        .iter()
+                        .filter(|m| m.models.iter().any(|n| n == model))
+                        .find_map(|m| Upstream::backend(snapshot, &m.backend, target, model))
+                }),
             }?;
             Some((route, target, up))
         })
@@ -262,10 +260,7 @@ async fn forward(
     tracker: &mut Tracker,
 ) -> Forwarded {
     let started = Instant::now();
-    let url = format!(
-        "{}/v1/messages/count_tokens",
-        up.base.trim_end_matches('/')
-    );
+    let url = format!("{}/v1/messages/count_tokens", up.base.trim_end_matches('/'));
     let url = match reqwest::Url::parse(&url)
         .map_err(|e| e.to_string())
         .and_then(|u| {
@@ -328,7 +323,9 @@ async fn forward(
     };
     tracker.upstream_responded();
     let status = resp.status();
-    let left = wait.saturating_sub(started.elapsed()).max(Duration::from_millis(1));
+    let left = wait
+        .saturating_sub(started.elapsed())
+        .max(Duration::from_millis(1));
     let bytes = match read_error_body(resp, MAX_ANSWER_BYTES, timeouts.idle.min(left)).await {
         Ok(b) => scrubber.bytes(b),
         Err(e) => {
@@ -421,7 +418,12 @@ mod tests {
             "system": "s", "tools": [], "thinking": {"type": "enabled", "budget_tokens": 1024}
         });
         let out = upstream_body(&body, "claude-x");
-        let mut keys: Vec<&str> = out.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut keys: Vec<&str> = out
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         keys.sort_unstable();
         assert_eq!(keys, ["messages", "model", "system", "thinking", "tools"]);
         assert_eq!(out["model"], "claude-x");
