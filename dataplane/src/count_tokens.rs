@@ -8,7 +8,7 @@
 //! - the encoding is `o200k_base` for the GPT-4o, GPT-4.1, GPT-4.5, GPT-5, `o`-series, Codex and
 //!   gpt-oss families and `cl100k_base` for every other model ([`Encoding::for_model`], after
 //!   tiktoken's own model table, `tiktoken/model.py`). For models with a tokenizer of their own
-//!   (Llama, Qwen, Mistral, Gemma, DeepSeek, …) it is an estimate, typically within 10–20%;
+//!   (Llama, Qwen, Mistral, Gemma, DeepSeek, …) it is an estimate, not their tokenizer's count;
 //! - counted: the system prompt (a string or text blocks), every message's text, `tool_use`
 //!   names and input JSON, `tool_result` content, thinking text, text documents, search results,
 //!   and each tool definition's name, description and `input_schema` JSON; an image counts
