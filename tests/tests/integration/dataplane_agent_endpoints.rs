@@ -19,7 +19,7 @@ use switchyard_dataplane::record::Outcome;
 use switchyard_dataplane::server::{METHOD_NOT_ALLOWED, OTHER_PATH, UNSUPPORTED_PATHS};
 use switchyard_mock::MockUpstream;
 use switchyard_tests::harness::manifests::{
-    api_key, mux_rule, provider, secret, task_chain, to_provider, workspace,
+    api_key, guardrails, mux_rule, provider, secret, task_chain, to_provider, workspace,
 };
 use switchyard_tests::harness::{Gateway, GatewayOptions};
 
@@ -340,6 +340,76 @@ async fn count_tokens_routes_like_messages_through_mux_rules() {
     );
     let received = got.0.lock().unwrap().clone();
     assert_eq!(received[0].1["model"], "claude-mock", "the rule's model");
+}
+
+#[tokio::test]
+async fn counts_are_of_what_the_model_sees_instructions_and_guardrails_included() {
+    const INSTRUCTIONS: &str = "Answer in French.";
+    /// A GitHub personal access token shape, fake.
+    const TOKEN: &str = "ghp_Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2";
+    let (url, got) = count_server().await;
+    let mock = mock().await;
+    let base = mock.base_url();
+    let mut ws = guardrails(workspace("default", true), "block", "off");
+    ws["spec"]["customInstructions"] = json!(INSTRUCTIONS);
+    let mut redacting = guardrails(workspace("redacting", false), "redact", "off");
+    redacting["spec"]["customInstructions"] = json!(INSTRUCTIONS);
+    let gw = Gateway::start_objects(&[
+        ws,
+        redacting,
+        secret("keys", &[("anthropic", ANTHROPIC_KEY)]),
+        api_key(
+            provider("claude", "anthropic", &url, &["claude-mock"]),
+            "keys",
+            "anthropic",
+        ),
+        provider("openai", "openai", &format!("{base}/v1"), &["gpt-4o"]),
+    ])
+    .await
+    .unwrap();
+    // The workspace's instructions are counted as the system prompt the model gets.
+    let a = gw
+        .post(COUNT_PATH, &count_body("gpt-4o", "hello"))
+        .await
+        .unwrap();
+    assert_eq!(a.status, 200, "{}", a.text);
+    let t = |s: &str| text_tokens(s, Encoding::O200kBase).unwrap();
+    let expected = (TOKENS_PER_MESSAGE + t("system") + t(INSTRUCTIONS))
+        + (TOKENS_PER_MESSAGE + t("user") + t("hello"))
+        + REPLY_PRIMING;
+    assert_eq!(a.json().unwrap()["input_tokens"], expected);
+    // A secret is refused where the workspace blocks them, nothing sent anywhere.
+    let text = format!("my token is {TOKEN}");
+    for model in ["gpt-4o", "claude-mock"] {
+        let b = gw
+            .post(COUNT_PATH, &count_body(model, &text))
+            .await
+            .unwrap();
+        assert_eq!(b.status, 400, "{}", b.text);
+        assert_eq!(b.json().unwrap()["type"], "error");
+        assert!(b.text.contains("guardrails"), "{}", b.text);
+        let r = gw.record_of(&b.request_id()).await.unwrap();
+        assert!(!serde_json::to_string(&r).unwrap().contains(TOKEN));
+        assert_eq!(r.alerts.len(), 1);
+    }
+    assert!(got.0.lock().unwrap().is_empty());
+    // Redacted before it goes to the provider that counts, with the instructions.
+    let c = gw
+        .post_with(
+            COUNT_PATH,
+            &count_body("claude-mock", &text),
+            &[("x-switchyard-workspace", "redacting")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.status, 200, "{}", c.text);
+    let received = got.0.lock().unwrap().clone();
+    let sent = received[0].1.to_string();
+    assert!(
+        !sent.contains(TOKEN) && sent.contains("[REDACTED:"),
+        "{sent}"
+    );
+    assert_eq!(received[0].1["system"], INSTRUCTIONS);
 }
 
 #[tokio::test]
