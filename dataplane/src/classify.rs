@@ -243,7 +243,7 @@ pub const MAX_CLIENT_NAME: usize = 64;
 /// UA starts with, or one after a space (Vercel's AI SDK and LangChain.js append theirs to a UA
 /// the app may set). The first match in this order names the client, so an agent comes before
 /// the SDK it is built on. Each entry names where its UA is set.
-const KNOWN_CLIENTS: [(&str, &str); 13] = [
+const KNOWN_CLIENTS: [(&str, &str); 14] = [
     // `claude-cli/2.0.69 (external, cli)`: Claude Code's UA (as BerriAI/litellm's proxy tests
     // and its pass-through handling see it; Claude Code's source is not public).
     ("claude-cli/", "claude-code"),
@@ -263,6 +263,10 @@ const KNOWN_CLIENTS: [(&str, &str); 13] = [
     // (langchain-ai/langchainjs, libs/langchain-openai/src/utils/azure.ts,
     // `getHeadersWithUserAgent`).
     ("langchainjs", "langchain-js"),
+    // `langchain/0.3.27`: LangChain for Python's Groq (and Cloudflare) chat models set it over
+    // their SDK's UA (langchain-groq, `ChatGroq.validate_environment`:
+    // `default_headers = {"User-Agent": f"langchain/{__version__}"}`).
+    ("langchain/", "langchain"),
     // `pydantic-ai/1.0.10`, set on every model request (pydantic/pydantic-ai,
     // pydantic_ai_slim/pydantic_ai/models/__init__.py, `get_user_agent`).
     ("pydantic-ai/", "pydantic-ai"),
@@ -454,6 +458,7 @@ mod tests {
                 "langchainjs-azure-openai/2.0.0 (node/v20; darwin; arm64)",
                 "langchain-js",
             ),
+            ("langchain/0.3.27", "langchain"),
             ("pydantic-ai/1.0.10", "pydantic-ai"),
             ("Cline/3.74.0", "cline"),
             ("OpenAI/Python 1.99.0", "openai-python"),
