@@ -67,3 +67,78 @@ fn visit(
         .filter(|c| namespace_of(&c.key) == ns)
         .any(|c| found(&format!("{CHAIN_MODEL_PREFIX}{}", name_of(&c.key))))
 }
+
+#[cfg(test)]
+mod tests {
+    use switchyard_crds::provider::{AuthType, ProviderType};
+    use switchyard_crds::snapshot::{
+        ModelSnapshot, ProviderSnapshot, SCHEMA_VERSION, Snapshot, TimeoutsMs,
+    };
+
+    use super::*;
+
+    fn provider(key: &str, models: &[&str]) -> ProviderSnapshot {
+        ProviderSnapshot {
+            key: key.to_owned(),
+            type_: ProviderType::Openai,
+            endpoint: "https://api.example.com/v1".into(),
+            auth: AuthType::None,
+            api_key: None,
+            headers: vec![],
+            models: models
+                .iter()
+                .map(|m| ModelSnapshot {
+                    name: (*m).to_owned(),
+                    capabilities: Default::default(),
+                    context_length: None,
+                    pricing: None,
+                })
+                .collect(),
+            timeouts: TimeoutsMs::default(),
+        }
+    }
+
+    fn workspace(key: &str) -> WorkspaceSnapshot {
+        WorkspaceSnapshot {
+            key: key.to_owned(),
+            labels: Default::default(),
+            custom_instructions: None,
+            guardrail_secrets: Default::default(),
+            guardrail_pii: Default::default(),
+            limits: Default::default(),
+            service_accounts: Vec::new(),
+            namespaces: Vec::new(),
+            mux_rules: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn one_model_is_reachable_exactly_when_the_listing_has_it() {
+        let snapshot = Snapshot {
+            schema_version: SCHEMA_VERSION,
+            providers: vec![
+                provider("team/p", &["a", "org/b"]),
+                provider("other/q", &["c"]),
+            ],
+            workspaces: vec![workspace("team/w")],
+            ..Default::default()
+        }
+        .seal();
+        let table = match RoutingTable::build(snapshot) {
+            Ok(t) => t,
+            Err(e) => panic!("test snapshot refused: {e}"),
+        };
+        let w = workspace("team/w");
+        let listed = reachable(&table, &w);
+        assert_eq!(
+            listed.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["a", "org/b"]
+        );
+        for id in ["a", "org/b"] {
+            assert!(is_reachable(&table, &w, id), "{id}");
+        }
+        for id in ["c", "b", "", "A"] {
+            assert!(!is_reachable(&table, &w, id), "{id}");
+        }
+    }
+}
