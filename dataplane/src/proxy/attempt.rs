@@ -722,7 +722,7 @@ fn translate_error(e: translate::TranslateError) -> ApiError {
     }
 }
 
-fn kind_for_status(s: StatusCode) -> ErrorKind {
+pub(super) fn kind_for_status(s: StatusCode) -> ErrorKind {
     match s.as_u16() {
         400 | 422 => ErrorKind::InvalidRequest,
         401 => ErrorKind::Authentication,
@@ -737,7 +737,7 @@ fn kind_for_status(s: StatusCode) -> ErrorKind {
 }
 
 /// The message of an upstream error body in either dialect (or its text).
-fn upstream_error_message(bytes: &[u8]) -> String {
+pub(super) fn upstream_error_message(bytes: &[u8]) -> String {
     let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
     let message = parsed.as_ref().and_then(|v| {
         v.pointer("/error/message")
@@ -751,7 +751,7 @@ fn upstream_error_message(bytes: &[u8]) -> String {
 }
 
 /// Reads an error body (bounded), for its message.
-async fn read_error_body(
+pub(super) async fn read_error_body(
     resp: reqwest::Response,
     limit: usize,
     total: Duration,

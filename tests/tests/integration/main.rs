@@ -5,6 +5,7 @@
 
 mod channel_e2e;
 mod circuit_reports;
+mod dataplane_agent_endpoints;
 mod dataplane_auth;
 mod dataplane_balancing;
 mod dataplane_caller_limits;
