@@ -21,7 +21,8 @@
 //!   event types in openai-python (`response_*_event.py`; `function_call_arguments.done`
 //!   carries `name`).
 //! - A failure mid-stream: `event: error` with `{"error": {"type", "code", "message",
-//!   "param"}}` followed by `event: response.failed` whose `response` has `status: "failed"`
+//!   "param"}}` (the mock also puts `code`, `message` and `param` at the top level, where
+//!   openai-python's `ResponseErrorEvent` type has them) followed by `event: response.failed` whose `response` has `status: "failed"`
 //!   and `error: {"code", "message"}` (a recorded `insufficient_quota` stream). Codex CLI
 //!   (`codex-rs/codex-api/src/sse/responses.rs`) acts on `response.failed`, ignores `error`,
 //!   and fails a stream that ends without `response.completed`; the openai SDKs raise on the
@@ -794,12 +795,18 @@ pub(crate) fn create(ctx: &Ctx, body: &Value) -> Response<Body> {
         let mut out = event(
             "error",
             at,
-            &json!({ "error": {
-                "type": "server_error",
+            &json!({
+                "error": {
+                    "type": "server_error",
+                    "code": "server_error",
+                    "message": message,
+                    "param": null,
+                },
+                // openai-python's `ResponseErrorEvent` type has them at the top level.
                 "code": "server_error",
                 "message": message,
                 "param": null,
-            } }),
+            }),
         )
         .to_vec();
         out.extend_from_slice(&event(

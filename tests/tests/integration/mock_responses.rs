@@ -575,6 +575,142 @@ async fn stream_reasoning_summary_then_message() {
     );
 }
 
+/// The fields each event type must carry: the required (non-`Optional`) fields of the event
+/// models in openai-python `src/openai/types/responses/response_*_event.py`.
+const EVENT_FIELDS: &[(&str, &[&str])] = &[
+    ("response.created", &["response"]),
+    ("response.in_progress", &["response"]),
+    ("response.completed", &["response"]),
+    ("response.incomplete", &["response"]),
+    ("response.failed", &["response"]),
+    ("response.output_item.added", &["item", "output_index"]),
+    ("response.output_item.done", &["item", "output_index"]),
+    (
+        "response.content_part.added",
+        &["content_index", "item_id", "output_index", "part"],
+    ),
+    (
+        "response.content_part.done",
+        &["content_index", "item_id", "output_index", "part"],
+    ),
+    (
+        "response.output_text.delta",
+        &[
+            "content_index",
+            "delta",
+            "item_id",
+            "logprobs",
+            "output_index",
+        ],
+    ),
+    (
+        "response.output_text.done",
+        &[
+            "content_index",
+            "item_id",
+            "logprobs",
+            "output_index",
+            "text",
+        ],
+    ),
+    (
+        "response.function_call_arguments.delta",
+        &["delta", "item_id", "output_index"],
+    ),
+    (
+        "response.function_call_arguments.done",
+        &["arguments", "item_id", "name", "output_index"],
+    ),
+    (
+        "response.reasoning_summary_part.added",
+        &["item_id", "output_index", "part", "summary_index"],
+    ),
+    (
+        "response.reasoning_summary_part.done",
+        &["item_id", "output_index", "part", "summary_index"],
+    ),
+    (
+        "response.reasoning_summary_text.delta",
+        &["delta", "item_id", "output_index", "summary_index"],
+    ),
+    (
+        "response.reasoning_summary_text.done",
+        &["item_id", "output_index", "summary_index", "text"],
+    ),
+    ("error", &["message"]),
+];
+
+/// The keys of a `response` object in the live-API snapshot of openai-python
+/// `tests/lib/responses/test_responses.py` (`test_output_text`).
+const RESPONSE_FIELDS: &[&str] = &[
+    "id",
+    "object",
+    "created_at",
+    "status",
+    "background",
+    "error",
+    "incomplete_details",
+    "instructions",
+    "max_output_tokens",
+    "max_tool_calls",
+    "model",
+    "output",
+    "parallel_tool_calls",
+    "previous_response_id",
+    "prompt_cache_key",
+    "reasoning",
+    "safety_identifier",
+    "service_tier",
+    "store",
+    "temperature",
+    "text",
+    "tool_choice",
+    "tools",
+    "top_logprobs",
+    "top_p",
+    "truncation",
+    "usage",
+    "user",
+    "metadata",
+];
+
+fn assert_fields(value: &Value, fields: &[&str], what: &str) {
+    for field in fields {
+        assert!(value.get(field).is_some(), "{what} lacks {field}: {value}");
+    }
+}
+
+#[tokio::test]
+async fn every_event_and_response_has_the_fields_the_sdk_types_require() {
+    let mock = mock().await;
+    let mut all = Vec::new();
+    for body in [
+        json!({ "model": "demo-fast", "input": "plain text" }),
+        json!({ "model": "demo-fast", "tools": tools(), "input": "call tool lookup" }),
+        json!({ "model": "demo-fast", "input": "x", "reasoning": { "effort": "low", "summary": "auto" } }),
+        json!({ "model": "demo-fast", "input": "a b c", "max_output_tokens": 2 }),
+        json!({ "model": "demo-fast+error_event", "input": "a b c" }),
+    ] {
+        all.extend(stream(&mock, body).await);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, data) in &all {
+        let (_, fields) = EVENT_FIELDS
+            .iter()
+            .find(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("unexpected event {name}"));
+        assert_fields(data, fields, name);
+        if let Some(response) = data.get("response") {
+            assert_fields(response, RESPONSE_FIELDS, name);
+        }
+        seen.insert(name.as_str());
+    }
+    // Every event type in the table was exercised.
+    assert_eq!(seen.len(), EVENT_FIELDS.len());
+    let r = create(&mock, &json!({ "model": "demo-fast", "input": "x" })).await;
+    assert_fields(&r, RESPONSE_FIELDS, "response");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Scripted behaviour
 
@@ -638,6 +774,8 @@ async fn scripted_error_event_sends_error_then_response_failed() {
         ]
     );
     let error = &ev[6].1;
+    assert_eq!(error["code"], "server_error");
+    assert_eq!(error["message"], "went away");
     // The openai SDKs raise on a top-level `error` key.
     assert_eq!(
         error["error"],
