@@ -864,6 +864,46 @@ async fn scripted_cut_latency_chunk_delay_and_reset() {
     assert!(err.is_err());
 }
 
+#[tokio::test]
+async fn scripted_bytes_and_inject_keep_the_sequence() {
+    let mock = mock().await;
+    // About 100 KiB of filler: 9 deltas of 12 KiB, each with its own sequence number.
+    let ev = stream(
+        &mock,
+        json!({ "model": "demo-fast+bytes=100k", "input": "x" }),
+    )
+    .await;
+    let text = deltas(&ev, "response.output_text.delta");
+    assert_eq!(text.len(), 9 * 12 * 1024);
+    assert!(text.starts_with("lorem lorem"));
+    let done = &ev.last().unwrap().1["response"];
+    assert_eq!(done["output"][0]["content"][0]["text"], text);
+    assert_eq!(done["usage"]["output_tokens"], 9 * 2048);
+    // Too big to keep (over 4 MiB of JSON): not stored, so not retrievable.
+    let big = create(
+        &mock,
+        &json!({ "model": "demo-fast+bytes=5M", "input": "x" }),
+    )
+    .await;
+    assert!(mock.stored_response(big["id"].as_str().unwrap()).is_none());
+    assert!(mock.stored_response(done["id"].as_str().unwrap()).is_some());
+
+    // inject: raw text after the first delta, then the stream goes on.
+    let resp = client()
+        .post(format!("{}/v1/responses", mock.base_url()))
+        .header("x-mock-inject", ": keep-alive")
+        .json(&json!({ "model": "demo-fast", "input": "a", "stream": true }))
+        .send()
+        .await
+        .unwrap();
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("event: response.output_text.delta"));
+    let first = text.find("event: response.output_text.delta").unwrap();
+    let injected = text.find(": keep-alive").unwrap();
+    assert!(injected > first, "after the first delta");
+    assert!(text.contains("event: response.completed"));
+}
+
 async fn post_raw(mock: &MockUpstream, body: &Value) -> reqwest::Result<reqwest::Response> {
     client()
         .post(format!("{}/v1/responses", mock.base_url()))
