@@ -24,5 +24,6 @@ mod dataplane_routing;
 mod dataplane_translation;
 mod dataplane_upstream_answers;
 mod deploy_manifests;
+mod mock_responses;
 mod mock_upstream;
 mod operator_processes;
