@@ -25,6 +25,28 @@ pub fn classify(
     headers: &HeaderMap,
     body: &Value,
 ) -> Result<RequestInfo, ApiError> {
+    classify_as(endpoint, headers, body, Purpose::Generate)
+}
+
+/// Reads a token-count request (`POST /v1/messages/count_tokens`): a Messages body, read and
+/// checked as [`classify`] does for `/v1/messages`, without `max_tokens` (nothing is generated).
+pub fn classify_count_tokens(headers: &HeaderMap, body: &Value) -> Result<RequestInfo, ApiError> {
+    classify_as(Endpoint::Messages, headers, body, Purpose::CountTokens)
+}
+
+/// What a request is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Generate,
+    CountTokens,
+}
+
+fn classify_as(
+    endpoint: Endpoint,
+    headers: &HeaderMap,
+    body: &Value,
+    purpose: Purpose,
+) -> Result<RequestInfo, ApiError> {
     let obj = body
         .as_object()
         .ok_or_else(|| ApiError::invalid("request body must be a JSON object"))?;
@@ -47,7 +69,7 @@ pub fn classify(
     let mut info = RequestInfo {
         endpoint_type: Some(endpoint.endpoint_type()),
         model,
-        stream,
+        stream: stream && purpose == Purpose::Generate,
         client: client_name(headers),
         ..Default::default()
     };
@@ -78,7 +100,10 @@ pub fn classify(
                 .map(|m| truncate(&message_text(m), MAX_PROMPT_RECORD));
             let text = info.user_prompt.clone().unwrap_or_default();
             info.filenames = filenames(&text);
-            if endpoint == Endpoint::Messages && obj.get("max_tokens").is_none() {
+            if endpoint == Endpoint::Messages
+                && purpose == Purpose::Generate
+                && obj.get("max_tokens").is_none()
+            {
                 return Err(ApiError::invalid("`max_tokens` is required").param("max_tokens"));
             }
         }
@@ -212,30 +237,88 @@ fn session_id(headers: &HeaderMap, obj: &serde_json::Map<String, Value>) -> Opti
         .map(|s| truncate(s, 256))
 }
 
-/// Client name from User-Agent: known coding agents and SDKs by name, else the product token.
+/// Longest client name kept (an unknown client's product token).
+pub const MAX_CLIENT_NAME: usize = 64;
+
+/// Known clients by a product token of their User-Agent (ASCII case ignored): the token the
+/// UA starts with, or one after a space (Vercel's AI SDK and LangChain.js append theirs to a UA
+/// the app may set). The first match in this order names the client, so an agent comes before
+/// the SDK it is built on. Each entry names where its UA is set.
+const KNOWN_CLIENTS: [(&str, &str); 14] = [
+    // `claude-cli/2.0.69 (external, cli)`: Claude Code's UA (as BerriAI/litellm's proxy tests
+    // and its pass-through handling see it; Claude Code's source is not public).
+    ("claude-cli/", "claude-code"),
+    // `codex_cli_rs/0.46.0 (Mac OS 15.1.0; arm64) iTerm.app/3.5.10`: `{originator}/{version}
+    // (os; arch) terminal`, originator `codex_cli_rs`, `codex_exec`, `codex_vscode`, …
+    // (openai/codex, codex-rs/core/src/default_client.rs, `get_codex_user_agent`).
+    ("codex_", "codex"),
+    ("codex-", "codex"),
+    // `Agents/Python 0.3.2`, which replaces the OpenAI SDK's UA on every model call
+    // (openai/openai-agents-python, src/agents/models/chatcmpl_helpers.py, `_USER_AGENT`).
+    ("agents/python", "openai-agents"),
+    // `ai-sdk/openai/2.0.30 ai-sdk/provider-utils/3.0.9 runtime/node.js/22`: every provider
+    // package of the AI SDK (`ai-sdk/anthropic/…`, `ai-sdk/openai-compatible/…`) through
+    // `withUserAgentSuffix` (vercel/ai, e.g. packages/openai/src/openai-provider.ts).
+    ("ai-sdk/", "vercel-ai-sdk"),
+    // `langchainjs-openai/1.0.0 (node/v22.3.0; linux; x64)` and `langchainjs-azure-openai/…`
+    // (langchain-ai/langchainjs, libs/langchain-openai/src/utils/azure.ts,
+    // `getHeadersWithUserAgent`).
+    ("langchainjs", "langchain-js"),
+    // `langchain/0.3.27`: LangChain for Python's Groq (and Cloudflare) chat models set it over
+    // their SDK's UA (langchain-groq, `ChatGroq.validate_environment`:
+    // `default_headers = {"User-Agent": f"langchain/{__version__}"}`).
+    ("langchain/", "langchain"),
+    // `pydantic-ai/1.0.10`, set on every model request (pydantic/pydantic-ai,
+    // pydantic_ai_slim/pydantic_ai/models/__init__.py, `get_user_agent`).
+    ("pydantic-ai/", "pydantic-ai"),
+    // `Cline/3.74.0` (cline/cline, `buildExternalBasicHeaders`, the headers of its API calls).
+    ("cline/", "cline"),
+    // The official SDKs (Stainless-generated: `OpenAI/Python 1.99.0`, `OpenAI/JS 5.12.0`,
+    // `Anthropic/Python 0.64.0`, `Anthropic/JS 0.60.0`).
+    ("openai/python", "openai-python"),
+    ("openai/js", "openai-node"),
+    ("anthropic/python", "anthropic-python"),
+    ("anthropic/js", "anthropic-node"),
+    ("anthropic/typescript", "anthropic-node"),
+];
+
+/// Client name: a known agent or SDK by name ([`KNOWN_CLIENTS`]; Codex also by its
+/// `originator` header), else the UA's product token (the text before its first `/`, space or
+/// `(`, of letters, digits and `.`, `_`, `-`, `+` only, at most [`MAX_CLIENT_NAME`] bytes), else
+/// `unknown`.
 pub fn client_name(headers: &HeaderMap) -> String {
+    // Codex sends `originator: codex_cli_rs` (or `codex_exec`, `codex_vscode`, …) on every
+    // request, whatever UA suffix its host adds (openai/codex, default_client.rs).
+    if header_str(headers, "originator")
+        .is_some_and(|o| o.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("codex")))
+    {
+        return "codex".to_owned();
+    }
     let ua = header_str(headers, "user-agent").unwrap_or_default();
+    let ua = &ua[..floor_boundary(ua, 1024)];
     let lower = ua.to_ascii_lowercase();
-    const KNOWN: [(&str, &str); 10] = [
-        ("claude-cli", "claude-code"),
-        ("claude-code", "claude-code"),
-        ("codex", "codex"),
-        ("cursor", "cursor"),
-        ("copilot", "copilot"),
-        ("continue", "continue"),
-        ("anthropic/python", "anthropic-python"),
-        ("openai/python", "openai-python"),
-        ("openai/js", "openai-node"),
-        ("anthropic/js", "anthropic-node"),
-    ];
-    if let Some((_, name)) = KNOWN.iter().find(|(needle, _)| lower.contains(needle)) {
+    let starts_token = |needle: &str| {
+        lower.starts_with(needle)
+            || lower
+                .match_indices(needle)
+                .any(|(i, _)| lower.as_bytes()[i - 1] == b' ')
+    };
+    if let Some((_, name)) = KNOWN_CLIENTS
+        .iter()
+        .find(|(needle, _)| starts_token(needle))
+    {
         return (*name).to_owned();
     }
-    let token = ua.split(['/', ' ']).next().unwrap_or_default();
+    let token: String = ua
+        .chars()
+        .take_while(|c| !matches!(c, '/' | '(') && !c.is_whitespace())
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+'))
+        .take(MAX_CLIENT_NAME)
+        .collect();
     if token.is_empty() {
         "unknown".to_owned()
     } else {
-        truncate(token, 64)
+        token
     }
 }
 
@@ -386,6 +469,77 @@ mod tests {
             h.insert(*k, HeaderValue::from_str(v).unwrap());
         }
         h
+    }
+
+    #[test]
+    fn names_known_clients_from_their_real_user_agents() {
+        for (ua, name) in [
+            ("claude-cli/2.0.69 (external, cli)", "claude-code"),
+            (
+                "codex_cli_rs/0.46.0 (Mac OS 15.1.0; arm64) iTerm.app/3.5.10",
+                "codex",
+            ),
+            ("codex_exec/0.46.0 (Ubuntu 24.4.0; x86_64) unknown", "codex"),
+            ("Agents/Python 0.3.2", "openai-agents"),
+            (
+                "ai-sdk/openai/2.0.30 ai-sdk/provider-utils/3.0.9 runtime/node.js/22",
+                "vercel-ai-sdk",
+            ),
+            (
+                "ai-sdk/anthropic/2.0.17 ai-sdk/provider-utils/3.0.9 runtime/browser",
+                "vercel-ai-sdk",
+            ),
+            (
+                "my-app/1.0 ai-sdk/openai-compatible/1.0.18",
+                "vercel-ai-sdk",
+            ),
+            (
+                "langchainjs-openai/1.0.0 (node/v22.3.0; linux; x64)",
+                "langchain-js",
+            ),
+            (
+                "langchainjs-azure-openai/2.0.0 (node/v20; darwin; arm64)",
+                "langchain-js",
+            ),
+            ("langchain/0.3.27", "langchain"),
+            ("pydantic-ai/1.0.10", "pydantic-ai"),
+            ("Cline/3.74.0", "cline"),
+            ("OpenAI/Python 1.99.0", "openai-python"),
+            ("OpenAI/JS 5.12.0", "openai-node"),
+            ("Anthropic/Python 0.64.0", "anthropic-python"),
+            ("Anthropic/JS 0.60.0", "anthropic-node"),
+        ] {
+            let h = headers(&[("user-agent", ua)]);
+            assert_eq!(client_name(&h), name, "{ua}");
+        }
+        // Codex by its originator header, whatever its UA says.
+        let h = headers(&[("originator", "codex_vscode"), ("user-agent", "node")]);
+        assert_eq!(client_name(&h), "codex");
+    }
+
+    #[test]
+    fn unknown_clients_keep_a_bounded_sanitised_product_token() {
+        for (ua, name) in [
+            ("curl/8.5.0", "curl"),
+            ("python-httpx/0.28.1", "python-httpx"),
+            ("Mozilla/5.0 (X11; Linux x86_64)", "Mozilla"),
+            ("GitHubCopilotChat/0.30.1", "GitHubCopilotChat"),
+            ("weird<script>/1", "weird"),
+            ("(no token)", "unknown"),
+            ("", "unknown"),
+            // Not a product token of its own: `xcodex_…`, `notcline/…`.
+            ("xcodex_cli/1", "xcodex_cli"),
+            ("notcline/1.0", "notcline"),
+        ] {
+            let h = headers(&[("user-agent", ua)]);
+            assert_eq!(client_name(&h), name, "{ua:?}");
+        }
+        assert_eq!(client_name(&HeaderMap::new()), "unknown");
+        let long = format!("{}/1.0", "a".repeat(500));
+        assert_eq!(
+            client_name(&headers(&[("user-agent", &long)])).len(),
+            MAX_CLIENT_NAME
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod circuit_report;
 pub mod classify;
 pub mod clients;
 pub mod config;
+pub mod count_tokens;
 pub mod demo;
 pub mod egress;
 pub mod errors;

@@ -102,6 +102,16 @@ pub struct RetryLabels {
     pub outcome: String,
 }
 
+/// Labels of requests for paths the API does not serve.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UnsupportedLabels {
+    /// One of a fixed set of API paths other gateways and clients use, normalised (ids
+    /// stripped: `/v1/files`, `/v1/audio/*`, `/model/*/invoke*`, …; see
+    /// `server::UNSUPPORTED_PATHS`), `other` for any other path, or `method_not_allowed` for a
+    /// served path called with a method it does not take.
+    pub path: String,
+}
+
 /// Labels of the snapshot info metric.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SnapshotLabels {
@@ -150,6 +160,8 @@ pub struct Metrics {
     pub refusals: Family<RefusalLabels, Counter>,
     /// Retries made or refused by the budget.
     pub retries: Family<RetryLabels, Counter>,
+    /// Requests for paths (or methods) the API does not serve.
+    pub unsupported: Family<UnsupportedLabels, Counter>,
     /// Label sets of `circuit_state` in use (so pruned breakers' gauges can be removed).
     circuit_known: std::sync::Mutex<std::collections::HashSet<CircuitLabels>>,
 }
@@ -182,6 +194,7 @@ impl Metrics {
             circuit_transitions: Family::default(),
             refusals: Family::default(),
             retries: Family::default(),
+            unsupported: Family::default(),
             circuit_known: std::sync::Mutex::default(),
         };
         let r = registry.sub_registry_with_prefix("switchyard");
@@ -268,6 +281,11 @@ impl Metrics {
             "Retries of failed upstream attempts (and retries the budget refused)",
             m.retries.clone(),
         );
+        r.register(
+            "unsupported_requests",
+            "Requests for paths the API does not serve (by known API path, `other`), and served paths called with a wrong method (`method_not_allowed`)",
+            m.unsupported.clone(),
+        );
         m
     }
 
@@ -311,6 +329,16 @@ impl Metrics {
             .get_or_create(&UpstreamErrorLabels {
                 gen_ai_provider_name: provider.to_owned(),
                 kind: failure,
+            })
+            .inc();
+    }
+
+    /// Counts a request for a path the API does not serve; `path` is a label of the fixed set
+    /// (see [`UnsupportedLabels`]).
+    pub fn unsupported(&self, path: &'static str) {
+        self.unsupported
+            .get_or_create(&UnsupportedLabels {
+                path: path.to_owned(),
             })
             .inc();
     }

@@ -41,6 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(namespaced_chain_completions),
         )
         .route("/v1/messages", post(messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/completions", post(completions))
         .route("/v1/embeddings", post(embeddings))
         .route(
@@ -52,7 +53,9 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(proxy::responses::get).delete(proxy::responses::delete),
         )
         .route("/v1/models", get(models))
-        .fallback(not_found)
+        .route("/v1/models/{*id}", get(model))
+        .fallback(not_served)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::new(ErrorKind::Internal, "internal error").into_response_for(Dialect::OpenAi)
         }))
@@ -136,6 +139,10 @@ async fn messages(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body
     proxy::handle(s, Endpoint::Messages, headers, body).await
 }
 
+async fn count_tokens(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    proxy::count_tokens::handle(s, headers, body).await
+}
+
 async fn completions(State(s): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
     proxy::handle(s, Endpoint::Completions, headers, body).await
 }
@@ -161,48 +168,213 @@ async fn metrics(State(s): State<Arc<AppState>>) -> Response {
     r
 }
 
-async fn not_found(headers: HeaderMap) -> Response {
-    let dialect = if headers.contains_key("anthropic-version") {
+/// The dialect of a request to a path that does not say it: Anthropic's when the caller sends
+/// `anthropic-version` (every Anthropic SDK does), else OpenAI's.
+fn dialect_of(headers: &HeaderMap) -> Dialect {
+    if headers.contains_key("anthropic-version") {
         Dialect::Anthropic
     } else {
         Dialect::OpenAi
-    };
-    ApiError::new(ErrorKind::NotFound, "no such endpoint").into_response_for(dialect)
+    }
+}
+
+/// Longest path named in a log line or an error message.
+const MAX_LOGGED_PATH: usize = 256;
+
+/// Known API paths of other gateways and clients, as `switchyard_unsupported_requests_total`
+/// labels them: a request for `PREFIX` or `PREFIX/…` counts as its label (ids and sub-resources
+/// stripped). A path the API comes to serve gets a route, which wins over the fallback: drop
+/// its entry here then (`/v1/responses` first).
+pub const UNSUPPORTED_PATHS: [(&str, &str); 23] = [
+    // OpenAI.
+    ("/v1/responses", "/v1/responses"),
+    ("/v1/audio", "/v1/audio/*"),
+    ("/v1/images", "/v1/images/*"),
+    ("/v1/files", "/v1/files"),
+    ("/v1/uploads", "/v1/uploads"),
+    ("/v1/batches", "/v1/batches"),
+    ("/v1/moderations", "/v1/moderations"),
+    ("/v1/realtime", "/v1/realtime"),
+    ("/v1/assistants", "/v1/assistants"),
+    ("/v1/threads", "/v1/threads"),
+    ("/v1/vector_stores", "/v1/vector_stores"),
+    ("/v1/fine_tuning", "/v1/fine_tuning/*"),
+    ("/v1/conversations", "/v1/conversations"),
+    // Anthropic.
+    ("/v1/messages/batches", "/v1/messages/batches"),
+    ("/v1/complete", "/v1/complete"),
+    // Ollama's own API.
+    ("/api/chat", "/api/chat"),
+    ("/api/generate", "/api/generate"),
+    ("/api/tags", "/api/tags"),
+    ("/api/embed", "/api/embed"),
+    ("/api/show", "/api/show"),
+    // Gemini.
+    ("/v1beta/models", "/v1beta/models/*"),
+    // Azure OpenAI.
+    ("/openai/deployments", "/openai/deployments/*"),
+    // An OpenAI base URL without `/v1`.
+    ("/chat/completions", "/chat/completions"),
+];
+
+/// Label of a Bedrock runtime call (`/model/{modelId}/invoke`, `…/invoke-with-response-stream`).
+const BEDROCK_INVOKE: &str = "/model/*/invoke*";
+/// Label of a Bedrock Converse call (`/model/{modelId}/converse`, `…/converse-stream`).
+const BEDROCK_CONVERSE: &str = "/model/*/converse*";
+/// Label of any other path.
+pub const OTHER_PATH: &str = "other";
+/// Label of a served path called with a method it does not take.
+pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
+
+/// The `switchyard_unsupported_requests_total` label of `path` (one of [`UNSUPPORTED_PATHS`]'
+/// labels, a Bedrock label, or [`OTHER_PATH`]): ASCII case, repeated and trailing slashes do
+/// not matter; only the first bytes of a long path are read.
+pub fn unsupported_path_label(path: &str) -> &'static str {
+    let head = &path[..floor_boundary(path, 512)];
+    let mut norm = String::with_capacity(head.len());
+    for c in head.chars() {
+        if c == '/' && norm.ends_with('/') {
+            continue;
+        }
+        norm.push(c.to_ascii_lowercase());
+    }
+    let norm = norm.trim_end_matches('/');
+    if let Some((_, label)) = UNSUPPORTED_PATHS.iter().find(|(prefix, _)| {
+        norm.strip_prefix(prefix)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }) {
+        return label;
+    }
+    let segments: Vec<&str> = norm.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["model", id, op] if !id.is_empty() && op.starts_with("invoke") => BEDROCK_INVOKE,
+        ["model", id, op] if !id.is_empty() && op.starts_with("converse") => BEDROCK_CONVERSE,
+        _ => OTHER_PATH,
+    }
+}
+
+fn floor_boundary(s: &str, max: usize) -> usize {
+    if s.len() <= max {
+        return s.len();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    end
+}
+
+/// Any path no route serves: 404 in the caller's dialect, counted by its known-path label, and
+/// a debug line with the method and the (truncated) path; never the query string or headers,
+/// which may carry credentials.
+async fn not_served(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    let path = req.uri().path();
+    let shown = crate::classify::truncate(path, MAX_LOGGED_PATH);
+    let label = unsupported_path_label(path);
+    s.metrics.unsupported(label);
+    tracing::debug!(method = %req.method(), path = %shown, label, "path not served");
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!("{shown} is not served by this gateway"),
+    )
+    .code("unsupported_path")
+    .into_response_for(dialect_of(req.headers()))
+}
+
+/// A served path called with a method it does not take: 405 in the caller's dialect, counted
+/// as [`METHOD_NOT_ALLOWED`].
+async fn method_not_allowed(State(s): State<Arc<AppState>>, req: Request) -> Response {
+    let shown = crate::classify::truncate(req.uri().path(), MAX_LOGGED_PATH);
+    s.metrics.unsupported(METHOD_NOT_ALLOWED);
+    tracing::debug!(method = %req.method(), path = %shown, "method not allowed");
+    let mut r = ApiError::invalid(format!("{} is not allowed on {shown}", req.method()))
+        .code("method_not_allowed")
+        .into_response_for(dialect_of(req.headers()));
+    *r.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+    r
 }
 
 /// `GET /v1/models`: the models the caller's workspace can reach (declared by Providers and
 /// AffinityGroups of its namespace, plus models named by its MuxRules and the RouterPolicies
 /// that may apply). Anthropic clients (sending `anthropic-version`) get Anthropic's list shape.
 async fn models(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let dialect = if headers.contains_key("anthropic-version") {
-        Dialect::Anthropic
-    } else {
-        Dialect::OpenAi
-    };
+    let dialect = dialect_of(&headers);
     let table = s.table();
-    let info = RequestInfo {
-        client: crate::classify::client_name(&headers),
-        ..Default::default()
-    };
-    let workspace = match identity::identify(&table, &headers, &info, s.settings.require_client_key)
-    {
-        Ok((_, w)) => w,
+    let workspace = match caller_workspace(&s, &table, &headers) {
+        Ok(w) => w,
         Err(e) => return e.into_response_for(dialect),
     };
     let names = switchyard_routing::models::reachable(&table, workspace);
-    let created = table_created();
     let body = match dialect {
         Dialect::OpenAi => json!({
             "object": "list",
-            "data": names.iter().map(|n| json!({"id": n, "object": "model", "created": created, "owned_by": "switchyard"})).collect::<Vec<_>>(),
+            "data": names.iter().map(|n| model_object(n, dialect)).collect::<Vec<_>>(),
         }),
         Dialect::Anthropic => json!({
-            "data": names.iter().map(|n| json!({"type": "model", "id": n, "display_name": n, "created_at": "1970-01-01T00:00:00Z"})).collect::<Vec<_>>(),
+            "data": names.iter().map(|n| model_object(n, dialect)).collect::<Vec<_>>(),
             "has_more": false,
             "first_id": names.iter().next(),
             "last_id": names.iter().next_back(),
         }),
     };
+    json_response(&body)
+}
+
+/// `GET /v1/models/{id}` (the id may contain `/`, as `chain/NAME` and `org/model` do): one model
+/// of the `/v1/models` listing, in the same shape (Anthropic's with `anthropic-version`); a
+/// model the caller's workspace cannot reach is 404 `model_not_found` (`not_found_error`).
+async fn model(
+    State(s): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let dialect = dialect_of(&headers);
+    let table = s.table();
+    let workspace = match caller_workspace(&s, &table, &headers) {
+        Ok(w) => w,
+        Err(e) => return e.into_response_for(dialect),
+    };
+    if !switchyard_routing::models::is_reachable(&table, workspace, &id) {
+        let shown = crate::classify::truncate(&id, MAX_LOGGED_PATH);
+        return ApiError::new(
+            ErrorKind::NotFound,
+            format!("the model `{shown}` does not exist or is not reachable from this workspace"),
+        )
+        .param("model")
+        .code("model_not_found")
+        .into_response_for(dialect);
+    }
+    json_response(&model_object(&id, dialect))
+}
+
+/// The caller's workspace, identified as for any request (a gateway key, the workspace header,
+/// the default Workspace).
+fn caller_workspace<'t>(
+    s: &AppState,
+    table: &'t switchyard_routing::table::RoutingTable,
+    headers: &HeaderMap,
+) -> Result<&'t switchyard_crds::snapshot::WorkspaceSnapshot, ApiError> {
+    let info = RequestInfo {
+        client: crate::classify::client_name(headers),
+        ..Default::default()
+    };
+    identity::identify(table, headers, &info, s.settings.require_client_key).map(|(_, w)| w)
+}
+
+/// A model as each dialect lists it: OpenAI's `{id, object, created, owned_by}`, Anthropic's
+/// `{type, id, display_name, created_at}`. The gateway knows no creation date: the epoch.
+fn model_object(id: &str, dialect: Dialect) -> serde_json::Value {
+    match dialect {
+        Dialect::OpenAi => {
+            json!({"id": id, "object": "model", "created": 0, "owned_by": "switchyard"})
+        }
+        Dialect::Anthropic => json!({
+            "type": "model", "id": id, "display_name": id, "created_at": "1970-01-01T00:00:00Z",
+        }),
+    }
+}
+
+fn json_response(body: &serde_json::Value) -> Response {
     let mut r = body.to_string().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -211,6 +383,83 @@ async fn models(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response 
     r
 }
 
-fn table_created() -> i64 {
-    0
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_paths_are_labelled_without_their_ids() {
+        for (path, label) in [
+            ("/v1/responses", "/v1/responses"),
+            ("/v1/responses/resp_123/input_items", "/v1/responses"),
+            ("/v1/audio/transcriptions", "/v1/audio/*"),
+            ("/v1/images/generations", "/v1/images/*"),
+            ("/v1/files/file-abc/content", "/v1/files"),
+            ("/v1/batches", "/v1/batches"),
+            ("/v1/moderations", "/v1/moderations"),
+            ("/v1/realtime", "/v1/realtime"),
+            ("/v1/assistants/asst_1", "/v1/assistants"),
+            ("/v1/threads/thread_1/runs", "/v1/threads"),
+            ("/v1/vector_stores/vs_1/files", "/v1/vector_stores"),
+            ("/v1/fine_tuning/jobs", "/v1/fine_tuning/*"),
+            (
+                "/v1/messages/batches/msgbatch_1/results",
+                "/v1/messages/batches",
+            ),
+            ("/v1/complete", "/v1/complete"),
+            ("/api/chat", "/api/chat"),
+            ("/api/generate", "/api/generate"),
+            ("/api/tags", "/api/tags"),
+            (
+                "/v1beta/models/gemini-2.0-flash:generateContent",
+                "/v1beta/models/*",
+            ),
+            (
+                "/model/anthropic.claude-3-haiku-20240307-v1:0/invoke",
+                BEDROCK_INVOKE,
+            ),
+            ("/model/m/invoke-with-response-stream", BEDROCK_INVOKE),
+            ("/model/m/converse-stream", BEDROCK_CONVERSE),
+            (
+                "/openai/deployments/gpt4/chat/completions",
+                "/openai/deployments/*",
+            ),
+            ("//V1/Files/", "/v1/files"),
+        ] {
+            assert_eq!(unsupported_path_label(path), label, "{path}");
+        }
+    }
+
+    #[test]
+    fn other_paths_are_other() {
+        for path in [
+            "/",
+            "",
+            "/v1/completionsx",
+            "/v1/completex",
+            "/v1/messages/other",
+            "/v1/filesystem",
+            "/model/x",
+            "/model//invoke",
+            "/healthz",
+            "/metrics",
+            "/%2e%2e/etc/passwd",
+        ] {
+            assert_eq!(unsupported_path_label(path), OTHER_PATH, "{path}");
+        }
+        let long = format!("/v1/files/{}", "é".repeat(10_000));
+        assert_eq!(unsupported_path_label(&long), "/v1/files");
+    }
+
+    #[test]
+    fn labels_are_a_closed_set() {
+        let mut labels: std::collections::BTreeSet<&str> =
+            UNSUPPORTED_PATHS.iter().map(|(_, l)| *l).collect();
+        labels.extend([BEDROCK_INVOKE, BEDROCK_CONVERSE, OTHER_PATH]);
+        assert_eq!(
+            labels.len(),
+            UNSUPPORTED_PATHS.len() + 3,
+            "labels are distinct"
+        );
+    }
 }

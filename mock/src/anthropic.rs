@@ -316,8 +316,16 @@ pub(crate) fn messages(ctx: &Ctx, body: &Value) -> Response<Body> {
     })
 }
 
-/// `POST /v1/messages/count_tokens`: the input words (no cache accounting).
+/// `POST /v1/messages/count_tokens`: `{"input_tokens": N}` where N is what `/v1/messages`
+/// reports for the same body as `input_tokens + cache_creation_input_tokens +
+/// cache_read_input_tokens`: the words of the system prompt and of every message's text
+/// (tool results included; images, `tool_use` blocks and tool definitions count nothing), so
+/// a test predicts it from the text alone and it agrees with the messages endpoint. Needs
+/// `model` and `messages` (`max_tokens` is not needed, as at Anthropic).
 pub(crate) fn count_tokens(ctx: &Ctx, body: &Value) -> Response<Body> {
+    if ctx.model.is_empty() {
+        return Dialect::Anthropic.invalid(ctx.id, None, "model: Field required");
+    }
     let Some(messages) = body.get("messages").and_then(Value::as_array) else {
         return Dialect::Anthropic.invalid(ctx.id, None, "messages: Field required");
     };

@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
 /// What the mock does with a request besides answering it normally. Every field is optional;
-/// unset fields keep the default behaviour. See the module docs of [`crate::mock`] for the
+/// unset fields keep the default behaviour. See the crate docs ([`crate`]) for the
 /// exact semantics of each field.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

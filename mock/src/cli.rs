@@ -10,7 +10,7 @@
 use std::io::Write as _;
 use std::net::SocketAddr;
 
-use crate::{DEFAULT_MODELS, MockConfig, MockUpstream};
+use crate::{DEFAULT_MODELS, DEFAULT_RESPONSE_CAPACITY, MockConfig, MockUpstream};
 use anyhow::Context as _;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -37,6 +37,10 @@ struct Args {
     /// Model ids to list (comma-separated).
     #[arg(long, value_delimiter = ',', default_values = DEFAULT_MODELS)]
     models: Vec<String>,
+    /// How many Responses API responses are kept for `GET /v1/responses/{id}` and
+    /// `previous_response_id`.
+    #[arg(long, default_value_t = DEFAULT_RESPONSE_CAPACITY)]
+    response_capacity: usize,
 }
 
 /// The binary's `main`: parses the flags and serves until a signal (also the tests crate's
@@ -61,6 +65,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         record: !args.no_record,
         log_capacity: args.log_capacity,
         models: args.models,
+        response_capacity: args.response_capacity,
     };
     let mock = MockUpstream::start_with(args.listen, config).await?;
     let mut stdout = std::io::stdout().lock();

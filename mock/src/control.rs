@@ -88,6 +88,7 @@ pub(crate) fn handle(state: &State, method: &Method, path: &str, body: &[u8]) ->
             lock(&state.log).clear();
             lock(&state.cancelled).clear();
             lock(&state.cache_seen).clear();
+            lock(&state.responses).clear();
             state.clear_rules();
             no_content()
         }

@@ -27,7 +27,9 @@
 //! | `POST /v1/embeddings` | OpenAI embeddings (`encoding_format: "base64"` supported) |
 //! | `GET /v1/models`, `GET /v1/models/{id}` | OpenAI model list (Anthropic shape when the request has `anthropic-version`) |
 //! | `POST /v1/messages` | Anthropic messages (stream and non-stream, tool use, thinking, cache tokens) |
-//! | `POST /v1/messages/count_tokens` | Anthropic token count `{"input_tokens": N}` |
+//! | `POST /v1/messages/count_tokens` | Anthropic token count `{"input_tokens": N}`: N is what `/v1/messages` reports for the body as `input_tokens` + both cache numbers (needs `model` and `messages`) |
+//! | `POST /v1/responses` | OpenAI Responses API (stream and non-stream, function calls, reasoning items, `previous_response_id`); rules in `responses.rs` |
+//! | `GET /v1/responses/{id}`, `DELETE /v1/responses/{id}` | the responses the mock stored (the last [`MockConfig::response_capacity`], default 256) |
 //! | `GET /api/tags`, `POST /api/show`, `POST /api/chat`, `GET /api/version` | Ollama (its OpenAI-compatible `/v1/...` is the OpenAI dialect above) |
 //! | `GET /`, `GET /health` | `mock upstream is running` |
 //! | `/_mock/...` | control API, see below |
@@ -94,7 +96,8 @@
 //!   (and also set OpenAI `prompt_tokens_details.cached_tokens` = `cache_read`).
 //! - **Embeddings**: 8 floats, the unit vector of `splitmix64(fnv1a(text) ^ i·φ)` mapped to
 //!   \[-1, 1), per input; `usage.prompt_tokens = total_tokens` = input words.
-//! - **Ids and times**: response ids are `chatcmpl-mock-<id>`, `cmpl-mock-<id>`, `msg_mock_<id>`
+//! - **Ids and times**: response ids are `chatcmpl-mock-<id>`, `cmpl-mock-<id>`, `msg_mock_<id>`,
+//!   `resp_mock_<id>` (its items `msg_mock_<id>`, `fc_mock_<id>`/`call_mock_<id>`, `rs_mock_<id>`)
 //!   where `<id>` is the request id (also sent as the `x-mock-request-id` response header and in
 //!   [`RecordedRequest::id`]); `created` is the current Unix time; Ollama timestamps are fixed
 //!   (`2025-01-01T00:00:00Z`).
@@ -115,7 +118,7 @@
 //! | `chunks` | `x-mock-chunks` | `+chunks=20` | number of content deltas |
 //! | `cut_after_chunks` | `x-mock-cut-after` | `+cut=3` | stream: abort the connection after N deltas (no final chunk, no `[DONE]`/`message_stop`); non-stream: send half the body, then abort |
 //! | `reset_before` | `x-mock-reset` | `+reset` | close the connection without any response byte (after `latency_ms`) |
-//! | `error_event` | `x-mock-error-event` | `+error_event` | stream: after `cut_after_chunks` deltas (default 1) send the dialect's error event and end the stream cleanly (Anthropic `event: error` `overloaded_error`; OpenAI `data: {"error":{…"type":"server_error"…}}`; Ollama `{"error":…}`); ignored without streaming |
+//! | `error_event` | `x-mock-error-event` | `+error_event` | stream: after `cut_after_chunks` deltas (default 1) send the dialect's error event and end the stream cleanly (Anthropic `event: error` `overloaded_error`; OpenAI `data: {"error":{…"type":"server_error"…}}`; Responses `event: error` then `event: response.failed` with `error.code` `server_error`; Ollama `{"error":…}`); ignored without streaming |
 //! | `bytes` | `x-mock-bytes` | `+bytes=50M` | reply with `lorem ` filler of about this many bytes (12 KiB per delta; suffixes k/M/G) |
 //! | `cache_read`, `cache_write` | `x-mock-cache-read`, `x-mock-cache-write` | `+cache_read=N`, `+cache_write=N` | cache token numbers |
 //! | `tool_call` | `x-mock-tool-call` | `+tool=NAME` | answer with a call to this tool |
@@ -145,7 +148,7 @@
 //! `GET /_mock/requests` (recorded requests, oldest first), `DELETE /_mock/requests`,
 //! `POST /_mock/script` (a [`ScriptRule`] as JSON, answers `{"id": N}`), `GET /_mock/script`,
 //! `DELETE /_mock/script`, `GET /_mock/cancelled`, `DELETE /_mock/cancelled`, `POST /_mock/reset`
-//! (everything, including the cache memory), `GET /_mock/health`.
+//! (everything, including the cache memory and the stored responses), `GET /_mock/health`.
 //!
 //! The request log keeps the last [`MockConfig::log_capacity`] requests (default 1,000);
 //! recording can be switched off ([`MockConfig::record`], `--no-record`) for benchmarks.
@@ -159,6 +162,7 @@ mod control;
 mod ollama;
 mod openai;
 mod reply;
+mod responses;
 mod server;
 mod stream;
 
@@ -182,6 +186,9 @@ pub use behavior::{Behavior, RuleMatch, ScriptRule};
 /// Models listed by default.
 pub const DEFAULT_MODELS: [&str; 3] = ["demo-fast", "demo-smart", "mock-model"];
 
+/// Responses API responses kept by default (see [`MockConfig::response_capacity`]).
+pub const DEFAULT_RESPONSE_CAPACITY: usize = 256;
+
 /// How a [`MockUpstream`] behaves beyond the per-request scripts.
 #[derive(Debug, Clone)]
 pub struct MockConfig {
@@ -195,6 +202,9 @@ pub struct MockConfig {
     pub log_capacity: usize,
     /// Model ids listed by `/v1/models` and `/api/tags`.
     pub models: Vec<String>,
+    /// How many Responses API responses are kept for `GET /v1/responses/{id}` and
+    /// `previous_response_id` (oldest evicted first).
+    pub response_capacity: usize,
 }
 
 impl Default for MockConfig {
@@ -205,6 +215,7 @@ impl Default for MockConfig {
             record: true,
             log_capacity: 1000,
             models: DEFAULT_MODELS.iter().map(|m| (*m).to_owned()).collect(),
+            response_capacity: DEFAULT_RESPONSE_CAPACITY,
         }
     }
 }
@@ -336,11 +347,19 @@ impl MockUpstream {
         lock(&self.state.cancelled).clear();
     }
 
-    /// Forgets requests, cancellations, scripts and the Anthropic cache memory.
+    /// Forgets requests, cancellations, scripts, the Anthropic cache memory and the stored
+    /// Responses API responses.
     pub fn reset(&self) {
         self.clear();
         self.state.clear_rules();
         lock(&self.state.cache_seen).clear();
+        lock(&self.state.responses).clear();
+    }
+
+    /// A Responses API response the mock stored (`resp_mock_<request id>`), as `GET
+    /// /v1/responses/{id}` answers it.
+    pub fn stored_response(&self, id: &str) -> Option<Value> {
+        responses::stored(&self.state, id)
     }
 
     /// Switches request recording on or off.
@@ -457,12 +476,14 @@ pub(crate) struct State {
     rule_count: AtomicUsize,
     next_rule_id: AtomicU64,
     cache_seen: Mutex<HashSet<u64>>,
+    responses: Mutex<responses::ResponseStore>,
 }
 
 impl State {
     fn new(config: MockConfig) -> Self {
         State {
             record: AtomicBool::new(config.record),
+            responses: Mutex::new(responses::ResponseStore::new(config.response_capacity)),
             config,
             next_id: AtomicU64::new(1),
             log: Mutex::new(VecDeque::new()),

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 
 use super::answer::{Ctx, Dialect, json_response, openai_error_body, response};
 use super::stream::{self, CancelGuard};
-use super::{CancelPhase, State, anthropic, control, ollama, openai};
+use super::{CancelPhase, State, anthropic, control, ollama, openai, responses};
 
 /// Largest request body read (bigger ones get a 413).
 const MAX_BODY: usize = 64 << 20;
@@ -100,6 +100,9 @@ enum Endpoint {
     AnthropicModels,
     Messages,
     CountTokens,
+    Responses,
+    ResponseGet,
+    ResponseDelete,
     Tags,
     Show,
     OllamaChat,
@@ -117,6 +120,7 @@ impl Endpoint {
             "/v1/models" => Endpoint::Models,
             "/v1/messages" => Endpoint::Messages,
             "/v1/messages/count_tokens" => Endpoint::CountTokens,
+            "/v1/responses" => Endpoint::Responses,
             "/api/tags" => Endpoint::Tags,
             "/api/show" => Endpoint::Show,
             "/api/chat" => Endpoint::OllamaChat,
@@ -124,6 +128,13 @@ impl Endpoint {
             // `/health`: what vLLM-style routers probe before they route to a worker.
             "/" | "/health" => Endpoint::Root,
             p if p.starts_with("/v1/models/") => Endpoint::Model,
+            p if is_response_path(p) => {
+                return match *method {
+                    Method::GET => Ok(Endpoint::ResponseGet),
+                    Method::DELETE => Ok(Endpoint::ResponseDelete),
+                    _ => Err(405),
+                };
+            }
             _ => return Err(404),
         };
         let expected = match endpoint {
@@ -152,6 +163,8 @@ impl Endpoint {
             Endpoint::Model => "/v1/models/{id}",
             Endpoint::Messages => "/v1/messages",
             Endpoint::CountTokens => "/v1/messages/count_tokens",
+            Endpoint::Responses => "/v1/responses",
+            Endpoint::ResponseGet | Endpoint::ResponseDelete => "/v1/responses/{id}",
             Endpoint::Tags => "/api/tags",
             Endpoint::Show => "/api/show",
             Endpoint::OllamaChat => "/api/chat",
@@ -180,6 +193,7 @@ impl Endpoint {
                 | Endpoint::Embeddings
                 | Endpoint::Messages
                 | Endpoint::CountTokens
+                | Endpoint::Responses
                 | Endpoint::Show
                 | Endpoint::OllamaChat
         )
@@ -338,6 +352,9 @@ async fn handle(
         Endpoint::AnthropicModels => anthropic::models(&ctx),
         Endpoint::Messages => anthropic::messages(&ctx, &json),
         Endpoint::CountTokens => anthropic::count_tokens(&ctx, &json),
+        Endpoint::Responses => responses::create(&ctx, &json),
+        Endpoint::ResponseGet => responses::retrieve(&ctx, parts.uri.path()),
+        Endpoint::ResponseDelete => responses::delete(&ctx, parts.uri.path()),
         Endpoint::Tags => ollama::tags(&ctx),
         Endpoint::Show => ollama::show(&ctx, &json),
         Endpoint::OllamaChat => ollama::chat(&ctx, &json),
@@ -349,6 +366,12 @@ async fn handle(
             Body::from("mock upstream is running"),
         ),
     })
+}
+
+/// `/v1/responses/{id}`: one non-empty path segment after the prefix.
+fn is_response_path(path: &str) -> bool {
+    path.strip_prefix("/v1/responses/")
+        .is_some_and(|id| !id.is_empty() && !id.contains('/'))
 }
 
 /// The credential a request carried (`Authorization: Bearer`, `x-api-key`).

@@ -66,7 +66,7 @@ impl Frames {
     }
 
     /// The frame index at which to stop after `n` deltas.
-    fn stop_index(&self, n: u32) -> usize {
+    pub(crate) fn stop_index(&self, n: u32) -> usize {
         let start = self.content_start.unwrap_or(self.list.len());
         if n == 0 {
             return start;

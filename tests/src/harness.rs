@@ -479,7 +479,7 @@ impl DataplaneProcess {
             admin_url: format!("http://127.0.0.1:{admin_port}"),
             _dir: dir,
         };
-        let client = reqwest::Client::new();
+        let client = client();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(r) = client.get(format!("{}/readyz", me.admin_url)).send().await

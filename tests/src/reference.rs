@@ -158,7 +158,8 @@ impl MetricFamily {
 pub fn dataplane_families() -> Vec<MetricFamily> {
     use switchyard_dataplane::metrics::{
         AlertLabels, CircuitLabels, LatencyLabels, Metrics, RefusalLabels, RequestLabels,
-        RetryLabels, SnapshotLabels, TokenLabels, TransitionLabels, UpstreamErrorLabels,
+        RetryLabels, SnapshotLabels, TokenLabels, TransitionLabels, UnsupportedLabels,
+        UpstreamErrorLabels,
     };
     let mut registry = Registry::default();
     let m = Metrics::new(&mut registry);
@@ -205,6 +206,9 @@ pub fn dataplane_families() -> Vec<MetricFamily> {
         gen_ai_provider_name: e(),
         outcome: e(),
     });
+    let _ = m
+        .unsupported
+        .get_or_create(&UnsupportedLabels { path: e() });
     families(&registry)
 }
 

@@ -207,22 +207,8 @@ impl Try<'_, '_> {
     /// The Anthropic version and beta headers, and the upstream's own headers.
     fn with_headers(&self, mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         let (up, headers) = (self.up, self.call.headers);
-        let dialect = self.call.endpoint.dialect();
-        if up.dialect == Dialect::Anthropic {
-            let version = headers
-                .get("anthropic-version")
-                .filter(|_| dialect == Dialect::Anthropic);
-            req = req.header(
-                "anthropic-version",
-                version
-                    .cloned()
-                    .unwrap_or(HeaderValue::from_static(ANTHROPIC_VERSION)),
-            );
-            if dialect == Dialect::Anthropic
-                && let Some(beta) = headers.get("anthropic-beta")
-            {
-                req = req.header("anthropic-beta", beta.clone());
-            }
+        for (name, value) in anthropic_headers(up.dialect, self.call.endpoint.dialect(), headers) {
+            req = req.header(name, value);
         }
         for h in &up.headers {
             req = req.header(h.name.as_str(), h.value.expose());
@@ -658,6 +644,37 @@ fn buffered_response(body: Bytes, permit: BufferPermit) -> axum::response::Respo
     resp
 }
 
+/// The Anthropic headers of an upstream request. None for an OpenAI-dialect upstream: the
+/// caller's `anthropic-version` and `anthropic-beta` (Claude Code sends
+/// `claude-code-20250219,interleaved-thinking-2025-05-14,fine-grained-tool-streaming-…`) name
+/// Anthropic features the translated request does not use. For an Anthropic upstream:
+/// `anthropic-version` (the caller's when it speaks Anthropic, else [`ANTHROPIC_VERSION`], the
+/// one the translation targets) and the caller's `anthropic-beta` only when it speaks Anthropic
+/// (an OpenAI-dialect caller's request, translated, asks for no beta).
+fn anthropic_headers(
+    upstream: Dialect,
+    caller: Dialect,
+    headers: &axum::http::HeaderMap,
+) -> Vec<(&'static str, HeaderValue)> {
+    if upstream != Dialect::Anthropic {
+        return Vec::new();
+    }
+    let from_caller = |name: &str| {
+        headers
+            .get(name)
+            .filter(|_| caller == Dialect::Anthropic)
+            .cloned()
+    };
+    let mut out = vec![(
+        "anthropic-version",
+        from_caller("anthropic-version").unwrap_or(HeaderValue::from_static(ANTHROPIC_VERSION)),
+    )];
+    if let Some(beta) = from_caller("anthropic-beta") {
+        out.push(("anthropic-beta", beta));
+    }
+    out
+}
+
 /// The upstream body for one attempt, and whether the caller asked for the usage chunk.
 fn upstream_body(
     body: &Value,
@@ -674,7 +691,8 @@ fn upstream_body(
             translate::openai_chat_to_anthropic(body, &up.model).map_err(translate_error)?
         }
         (Dialect::Anthropic, Dialect::OpenAi) => {
-            translate::anthropic_to_openai_chat(body, &up.model).map_err(translate_error)?
+            let target = translate::ChatTarget::from_kind(up.kind);
+            translate::anthropic_to_openai_chat(body, &up.model, target).map_err(translate_error)?
         }
         _ => {
             let mut b = body.clone();
@@ -735,7 +753,7 @@ fn translate_error(e: translate::TranslateError) -> ApiError {
     }
 }
 
-fn kind_for_status(s: StatusCode) -> ErrorKind {
+pub(super) fn kind_for_status(s: StatusCode) -> ErrorKind {
     match s.as_u16() {
         400 | 422 => ErrorKind::InvalidRequest,
         401 => ErrorKind::Authentication,
@@ -750,7 +768,7 @@ fn kind_for_status(s: StatusCode) -> ErrorKind {
 }
 
 /// The message of an upstream error body in either dialect (or its text).
-fn upstream_error_message(bytes: &[u8]) -> String {
+pub(super) fn upstream_error_message(bytes: &[u8]) -> String {
     let parsed: Option<Value> = serde_json::from_slice(bytes).ok();
     let message = parsed.as_ref().and_then(|v| {
         v.pointer("/error/message")
@@ -764,7 +782,7 @@ fn upstream_error_message(bytes: &[u8]) -> String {
 }
 
 /// Reads an error body (bounded), for its message.
-async fn read_error_body(
+pub(super) async fn read_error_body(
     resp: reqwest::Response,
     limit: usize,
     total: Duration,
@@ -784,4 +802,49 @@ async fn read_error_body(
     tokio::time::timeout(total, read)
         .await
         .map_err(|_| format!("response not complete within {} ms", total.as_millis()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderMap;
+
+    use super::*;
+
+    fn claude_code_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+        h.insert(
+            "anthropic-beta",
+            HeaderValue::from_static(
+                "claude-code-20250219,interleaved-thinking-2025-05-14,\
+                 fine-grained-tool-streaming-2025-05-14,context-management-2025-06-27",
+            ),
+        );
+        h
+    }
+
+    fn names(out: &[(&'static str, HeaderValue)]) -> Vec<&'static str> {
+        out.iter().map(|(n, _)| *n).collect()
+    }
+
+    #[test]
+    fn anthropic_beta_reaches_only_anthropic_upstreams_of_anthropic_callers() {
+        let h = claude_code_headers();
+        // Anthropic caller → Anthropic upstream: both headers as sent.
+        let out = anthropic_headers(Dialect::Anthropic, Dialect::Anthropic, &h);
+        assert_eq!(names(&out), ["anthropic-version", "anthropic-beta"]);
+        assert_eq!(out[1].1, h["anthropic-beta"]);
+        assert_eq!(out[0].1, "2023-06-01");
+        // Anthropic caller (Claude Code) → OpenAI-dialect upstream: neither.
+        assert!(anthropic_headers(Dialect::OpenAi, Dialect::Anthropic, &h).is_empty());
+        // OpenAI caller → Anthropic upstream: our version, no beta, even if sent.
+        let out = anthropic_headers(Dialect::Anthropic, Dialect::OpenAi, &h);
+        assert_eq!(names(&out), ["anthropic-version"]);
+        assert_eq!(out[0].1, ANTHROPIC_VERSION);
+        // OpenAI caller → OpenAI upstream: nothing.
+        assert!(anthropic_headers(Dialect::OpenAi, Dialect::OpenAi, &h).is_empty());
+        // An Anthropic caller without headers gets the default version.
+        let out = anthropic_headers(Dialect::Anthropic, Dialect::Anthropic, &HeaderMap::new());
+        assert_eq!(names(&out), ["anthropic-version"]);
+    }
 }

@@ -6,6 +6,7 @@
 mod answer;
 mod attempt;
 mod call;
+pub mod count_tokens;
 mod failover;
 pub(crate) mod internal;
 pub mod responses;

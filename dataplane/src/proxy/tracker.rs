@@ -26,6 +26,9 @@ use crate::upstream::Upstream;
 use crate::upstream_failure::UpstreamFailure;
 use crate::usage::Usage;
 
+/// The endpoint a token count is recorded under.
+pub(crate) const COUNT_TOKENS_PATH: &str = "/v1/messages/count_tokens";
+
 /// Builds and ships the interception of one request; on drop without finishing (the caller
 /// went away) it records a cancelled interception with estimated usage.
 pub(crate) struct Tracker {
@@ -47,6 +50,9 @@ pub(crate) struct Tracker {
     /// The usage recorded is the sum of calls that count their own tokens (a chain run): the
     /// token metrics are not counted again.
     usage_counted_elsewhere: bool,
+    /// A token count (`/v1/messages/count_tokens`): nothing is generated, so the record carries
+    /// no usage and no cost whatever happens, and no token limit is charged.
+    unbilled: bool,
     done: bool,
 }
 
@@ -184,6 +190,7 @@ impl Tracker {
             model_declared: false,
             admission: None,
             usage_counted_elsewhere: false,
+            unbilled: false,
             done: false,
         }
     }
@@ -206,6 +213,7 @@ impl Tracker {
             model_declared: false,
             admission: None,
             usage_counted_elsewhere: self.usage_counted_elsewhere,
+            unbilled: self.unbilled,
             done: true,
         };
         std::mem::replace(self, husk)
@@ -292,6 +300,13 @@ impl Tracker {
         if by_path {
             self.rec.endpoint = "/v1/chains/{name}/chat/completions".into();
         }
+    }
+
+    /// The request counts tokens (`POST /v1/messages/count_tokens`): recorded under that
+    /// endpoint, unbilled (no usage, no cost, nothing charged to the token limits).
+    pub(crate) fn token_count(&mut self) {
+        self.rec.endpoint = COUNT_TOKENS_PATH.into();
+        self.unbilled = true;
     }
 
     /// The request is a call of the TaskChain `chain`'s run `run_id`.
@@ -498,6 +513,11 @@ impl Tracker {
         }
         if let Some(p) = &self.pricing {
             rec.cost = Cost::of(&rec.usage, p);
+        }
+        if self.unbilled {
+            rec.usage = Usage::default();
+            rec.usage_estimated = false;
+            rec.cost = Cost::default();
         }
         if let Some(admission) = self.admission.take() {
             admission.charge(rec.usage.total(), Instant::now());

@@ -12,7 +12,9 @@
 //!
 //! - `openai_to_anthropic/`: OpenAI chat → Anthropic Messages (`request.rs`: requests,
 //!   `response.rs`: response and error bodies, `stream.rs`: streams);
-//! - `anthropic_to_openai/`: Anthropic Messages → OpenAI chat (the same three files);
+//! - `anthropic_to_openai/`: Anthropic Messages → OpenAI chat (the same three files, and for
+//!   requests `content.rs`: content blocks, `system.rs`: where system text goes, `target.rs`:
+//!   [`ChatTarget`], what the OpenAI-dialect server accepts);
 //! - `common.rs`: the helpers the directions share;
 //! - this file: [`TranslateError`] and the entry points of every direction (the module's API).
 //!
@@ -39,7 +41,7 @@ mod responses;
 mod tests;
 
 pub use anthropic_to_openai::{
-    AnthropicToOpenAiStream, anthropic_error_to_openai, anthropic_response_to_openai,
+    AnthropicToOpenAiStream, ChatTarget, anthropic_error_to_openai, anthropic_response_to_openai,
     anthropic_to_openai_chat, stop_reason_to_finish_reason,
 };
 pub use openai_to_anthropic::{
@@ -67,8 +69,8 @@ pub enum TranslateError {
         message: String,
     },
     /// The request uses a feature the target dialect cannot express; the string names the
-    /// parameter (e.g. `n`, `logprobs`, `audio`, `tools[1].type`). Map to HTTP 400, or try a
-    /// target that speaks the client's dialect.
+    /// parameter (e.g. `n`, `logprobs`, `audio`, `tools[1].type`), possibly followed by what it
+    /// holds in parentheses. Map to HTTP 400, or try a target that speaks the client's dialect.
     #[error("`{0}` is not supported by the target provider's API")]
     Unsupported(String),
 }

@@ -9,7 +9,9 @@
 //!
 //! Each case holds any of the pairs `request.in.json` → `request.out.json` (or
 //! `request.error.json`), `response.in.json` → `response.out.json` and `stream.in.sse` →
-//! `stream.out.sse`, plus an optional `case.json` (`{"model": …, "include_usage": …}`).
+//! `stream.out.sse`, plus an optional `case.json` (`{"model": …, "include_usage": …,
+//! "target": …}`; `target` is the Provider or Backend type a `messages_to_chat` request is
+//! translated for, `openai` by default).
 //! JSON is compared as values; streams are parsed with `SseParser` and compared event by event
 //! (event name, then data as JSON when it is JSON). OpenAI's `created` is set to 0 before
 //! comparing. Run with `UPDATE_GOLDEN=1` to rewrite the expected files (review the diff!).
@@ -24,8 +26,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 use switchyard_dataplane::sse::{SseEvent, SseParser};
 use switchyard_dataplane::translate::{
-    AnthropicToOpenAiStream, OpenAiToAnthropicStream, TranslateError, anthropic_response_to_openai,
-    anthropic_to_openai_chat, openai_chat_to_anthropic, openai_response_to_anthropic,
+    AnthropicToOpenAiStream, ChatTarget, OpenAiToAnthropicStream, TranslateError,
+    anthropic_response_to_openai, anthropic_to_openai_chat, openai_chat_to_anthropic,
+    openai_response_to_anthropic,
 };
 use switchyard_dataplane::usage::Usage;
 
@@ -188,7 +191,11 @@ fn check_json(expected_path: &Path, actual: &Value, failures: &mut Vec<String>) 
 }
 
 fn run_case(dir: Direction, path: &Path, failures: &mut Vec<String>) -> usize {
-    let mut case = json!({ "model": dir.default_model(), "include_usage": true });
+    let mut case = json!({
+        "model": dir.default_model(),
+        "include_usage": true,
+        "target": "openai",
+    });
     if path.join("case.json").exists() {
         let overrides = read_json(&path.join("case.json"));
         for (k, v) in overrides.as_object().unwrap() {
@@ -204,7 +211,10 @@ fn run_case(dir: Direction, path: &Path, failures: &mut Vec<String>) -> usize {
         let req = read_json(&request_in);
         let result = match dir {
             Direction::ChatToMessages => openai_chat_to_anthropic(&req, &model),
-            Direction::MessagesToChat => anthropic_to_openai_chat(&req, &model),
+            Direction::MessagesToChat => {
+                let target = ChatTarget::from_kind(case["target"].as_str().unwrap());
+                anthropic_to_openai_chat(&req, &model, target)
+            }
         };
         let (out_path, other_path, actual) = match &result {
             Ok(v) => (
@@ -413,4 +423,175 @@ fn usage_is_not_double_counted_across_directions() {
             .unwrap()
             .to_anthropic()
     );
+}
+
+/// Checks that `events` form a stream an Anthropic client (Claude Code, the SDKs) accepts:
+/// `message_start` first; blocks opened at consecutive indexes from 0, one at a time, each
+/// delta of its block's kind and only while it is open, each block closed; then one
+/// `message_delta` with a stop reason and usage, and `message_stop` last. Returns the message
+/// the client accumulates (content blocks with `tool_use` inputs parsed) and its stop reason.
+fn accumulate_anthropic_stream(events: &[SseEvent]) -> (Vec<Value>, String) {
+    let data: Vec<Value> = events
+        .iter()
+        .map(|e| serde_json::from_str(&e.data).unwrap())
+        .collect();
+    for (e, d) in events.iter().zip(&data) {
+        assert_eq!(e.event.as_deref(), d["type"].as_str(), "event name = type");
+    }
+    assert_eq!(data.first().unwrap()["type"], "message_start");
+    assert_eq!(data.last().unwrap()["type"], "message_stop");
+    let mut blocks: Vec<Value> = Vec::new();
+    let mut partial_json = String::new();
+    let mut open: Option<usize> = None;
+    let mut stop_reason = None;
+    for d in &data[1..data.len() - 1] {
+        match d["type"].as_str().unwrap() {
+            "content_block_start" => {
+                assert!(open.is_none(), "a block opened while another is open: {d}");
+                assert!(stop_reason.is_none(), "a block after message_delta: {d}");
+                let index = d["index"].as_u64().unwrap() as usize;
+                assert_eq!(index, blocks.len(), "block indexes are consecutive from 0");
+                blocks.push(d["content_block"].clone());
+                partial_json.clear();
+                open = Some(index);
+            }
+            "content_block_delta" => {
+                let index = d["index"].as_u64().unwrap() as usize;
+                assert_eq!(
+                    open,
+                    Some(index),
+                    "a delta for a block that is not open: {d}"
+                );
+                let block = &mut blocks[index];
+                let delta = &d["delta"];
+                match (
+                    block["type"].as_str().unwrap(),
+                    delta["type"].as_str().unwrap(),
+                ) {
+                    ("text", "text_delta") => {
+                        let text = block["text"].as_str().unwrap().to_owned();
+                        block["text"] = json!(text + delta["text"].as_str().unwrap());
+                    }
+                    ("thinking", "thinking_delta") => {
+                        let text = block["thinking"].as_str().unwrap().to_owned();
+                        block["thinking"] = json!(text + delta["thinking"].as_str().unwrap());
+                    }
+                    ("thinking", "signature_delta") => {
+                        block["signature"] = delta["signature"].clone();
+                    }
+                    ("tool_use", "input_json_delta") => {
+                        partial_json.push_str(delta["partial_json"].as_str().unwrap());
+                    }
+                    (b, t) => panic!("a {t} for a {b} block"),
+                }
+            }
+            "content_block_stop" => {
+                let index = d["index"].as_u64().unwrap() as usize;
+                assert_eq!(open.take(), Some(index), "closing a block that is not open");
+                let block = &mut blocks[index];
+                if block["type"] == "tool_use" && !partial_json.is_empty() {
+                    block["input"] = serde_json::from_str(&partial_json).unwrap();
+                }
+                if block["type"] == "thinking" {
+                    assert!(
+                        !block["signature"].as_str().unwrap_or("").is_empty(),
+                        "Claude Code drops thinking blocks without a signature: {block}"
+                    );
+                }
+            }
+            "message_delta" => {
+                assert!(open.is_none(), "message_delta with a block open");
+                assert!(stop_reason.is_none(), "two message_delta events");
+                stop_reason = Some(d["delta"]["stop_reason"].as_str().unwrap().to_owned());
+                assert!(d["usage"]["output_tokens"].is_u64(), "{d}");
+            }
+            "ping" => {}
+            other => panic!("unexpected event {other}"),
+        }
+    }
+    (
+        blocks,
+        stop_reason.expect("a message_delta with the stop reason"),
+    )
+}
+
+/// Every stream an OpenAI-dialect upstream sends (except the error case) reaches the
+/// Anthropic client as a well-formed event sequence.
+#[test]
+fn messages_to_chat_streams_are_valid_anthropic_event_sequences() {
+    let root = fixtures_root().join("messages_to_chat");
+    let mut checked = 0;
+    for entry in fs::read_dir(&root).unwrap() {
+        let case = entry.unwrap().path();
+        let input = case.join("stream.in.sse");
+        if !input.exists() || case.ends_with("error_midstream") {
+            continue;
+        }
+        let events = translate_stream(
+            Direction::MessagesToChat,
+            &json!({"model": "m", "include_usage": true}),
+            &fs::read(&input).unwrap(),
+            7,
+        );
+        let (blocks, _) = accumulate_anthropic_stream(&events);
+        assert!(!blocks.is_empty(), "{}", case.display());
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked}");
+}
+
+/// Claude Code's tool loop on a vLLM target: its request is translated, vLLM's streamed answer
+/// (text, then a tool call) reaches it as a text and a `tool_use` block with stop reason
+/// `tool_use`, and the next request (the answer plus the tool's result, and a system reminder)
+/// translates into the matching assistant tool call and tool message.
+#[test]
+fn claude_code_tool_loop_completes_on_vllm() {
+    let case = fixtures_root().join("messages_to_chat/claude_code_vllm");
+    let mut request = read_json(&case.join("request.in.json"));
+    let first = anthropic_to_openai_chat(&request, "qwen", ChatTarget::Vllm).unwrap();
+    assert!(first["tools"].as_array().unwrap().len() >= 5);
+    let events = translate_stream(
+        Direction::MessagesToChat,
+        &json!({"model": "qwen", "include_usage": true}),
+        &fs::read(case.join("stream.in.sse")).unwrap(),
+        3,
+    );
+    let (blocks, stop_reason) = accumulate_anthropic_stream(&events);
+    assert_eq!(stop_reason, "tool_use");
+    assert_eq!(blocks.len(), 2);
+    assert_eq!(blocks[0]["type"], "text");
+    assert_eq!(blocks[1]["type"], "tool_use");
+    assert_eq!(blocks[1]["name"], "Edit");
+    assert_eq!(blocks[1]["input"]["new_string"], "if self.probes < 1 {");
+    let id = blocks[1]["id"].as_str().unwrap().to_owned();
+
+    // Claude Code runs the tool and sends the whole conversation again.
+    let messages = request["messages"].as_array_mut().unwrap();
+    messages.push(json!({"role": "assistant", "content": blocks}));
+    messages.push(json!({"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": id,
+         "content": "The file has been updated.", "cache_control": {"type": "ephemeral"}}
+    ]}));
+    messages.push(
+        json!({"role": "system", "content": "<system-reminder>Run the tests.</system-reminder>"}),
+    );
+    let next = anthropic_to_openai_chat(&request, "qwen", ChatTarget::Vllm).unwrap();
+    let out = next["messages"].as_array().unwrap();
+    let n = out.len();
+    assert_eq!(out[n - 2]["role"], "assistant");
+    assert_eq!(out[n - 2]["tool_calls"][0]["id"], json!(id));
+    let args: Value = serde_json::from_str(
+        out[n - 2]["tool_calls"][0]["function"]["arguments"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(args["old_string"], "if self.probes <= 1 {");
+    assert_eq!(
+        out[n - 1],
+        json!({"role": "tool", "tool_call_id": id,
+               "content": "The file has been updated.\n\n<system-reminder>Run the tests.</system-reminder>"})
+    );
+    // Only the first message is a system message on vLLM.
+    assert!(out[1..].iter().all(|m| m["role"] != "system"));
 }

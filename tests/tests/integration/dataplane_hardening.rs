@@ -140,7 +140,7 @@ async fn a_slow_reader_of_a_fast_50mb_stream_leaves_memory_bounded() {
         .await
         .unwrap();
     let (pid, base) = (dp.pid(), dp.base_url.clone());
-    let client = reqwest::Client::new();
+    let client = switchyard_tests::harness::client();
     // Warm up (allocator arenas, TLS-free client pools, the routing table).
     for _ in 0..3 {
         let r = client

@@ -504,7 +504,7 @@ async fn concurrent_large_answers_stay_within_the_buffer_budget() {
         .await
         .unwrap();
     let (pid, base) = (dp.pid(), dp.base_url.clone());
-    let client = reqwest::Client::new();
+    let client = switchyard_tests::harness::client();
     let baseline = rss_kib(pid);
     let peak = Arc::new(std::sync::atomic::AtomicU64::new(baseline));
     let sampler = {

@@ -5,6 +5,7 @@
 
 mod channel_e2e;
 mod circuit_reports;
+mod dataplane_agent_endpoints;
 mod dataplane_auth;
 mod dataplane_balancing;
 mod dataplane_caller_limits;
@@ -24,5 +25,6 @@ mod dataplane_routing;
 mod dataplane_translation;
 mod dataplane_upstream_answers;
 mod deploy_manifests;
+mod mock_responses;
 mod mock_upstream;
 mod operator_processes;

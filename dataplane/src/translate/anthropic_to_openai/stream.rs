@@ -119,7 +119,7 @@ impl AnthropicToOpenAiStream {
     /// Translates one upstream event.
     ///
     /// # Errors
-    /// [`TranslateError::Invalid`] with param [`super::UPSTREAM_STREAM_PARAM`] when the event data is not JSON.
+    /// [`TranslateError::Invalid`] with param [`crate::translate::UPSTREAM_STREAM_PARAM`] when the event data is not JSON.
     pub fn on_event(&mut self, ev: &SseEvent) -> Result<Vec<SseEvent>, TranslateError> {
         let mut out = Vec::new();
         if self.terminal {

@@ -76,11 +76,13 @@ pub(crate) fn parse_arguments(args: &Value) -> Value {
 /// Translates an OpenAI chat completion into an Anthropic Messages response.
 ///
 /// `model` is the name reported to the client (the upstream's `model` when empty). Only
-/// `choices[0]` is used. Reasoning (`thinking_blocks` if the upstream sent them, else
-/// `reasoning_content` or `reasoning`) becomes a leading thinking block with an empty
-/// `signature` (OpenAI dialects have none); `content` a text block; a `refusal` a text block
-/// with stop reason `refusal`; `tool_calls` `tool_use` blocks (arguments parsed, unparsable ones
-/// kept as `{"_raw": "…"}`). `stop_sequence` is always `null` (OpenAI does not say which stop
+/// `choices[0]` is used. Signed reasoning (`thinking_blocks`, as this gateway and LiteLLM send
+/// them) becomes leading thinking blocks; unsigned reasoning (`reasoning_content`,
+/// `reasoning`) is not forwarded, for the reasons given on [`super::OpenAiToAnthropicStream`].
+/// `content` becomes a text block; a `refusal` a text block with stop reason `refusal`;
+/// `tool_calls` `tool_use` blocks (arguments parsed, unparsable ones kept as
+/// `{"_raw": "…"}`). Tool calls make the stop reason `tool_use` also when the server said
+/// `stop` (Ollama does). `stop_sequence` is always `null` (OpenAI does not say which stop
 /// sequence matched). The id is `msg_<openai id>`. An OpenAI error body becomes an Anthropic
 /// error body.
 pub fn openai_response_to_anthropic(resp: &Value, model: &str) -> Value {
@@ -95,30 +97,23 @@ pub fn openai_response_to_anthropic(resp: &Value, model: &str) -> Value {
     let message = choice.get("message").unwrap_or(&Value::Null);
     let mut content = Vec::new();
 
-    match message.get("thinking_blocks").and_then(Value::as_array) {
-        Some(blocks) if !blocks.is_empty() => {
-            for b in blocks {
-                match str_field(b, "type") {
-                    Some("thinking") => content.push(json!({
-                        "type": "thinking",
-                        "thinking": str_field(b, "thinking").unwrap_or(""),
-                        "signature": str_field(b, "signature").unwrap_or(""),
-                    })),
-                    Some("redacted_thinking") => content.push(json!({
-                        "type": "redacted_thinking",
-                        "data": str_field(b, "data").unwrap_or(""),
-                    })),
-                    _ => {}
-                }
-            }
-        }
-        _ => {
-            let reasoning = str_field(message, "reasoning_content")
-                .or_else(|| str_field(message, "reasoning"))
-                .unwrap_or("");
-            if !reasoning.is_empty() {
-                content.push(json!({ "type": "thinking", "thinking": reasoning, "signature": "" }));
-            }
+    for b in message
+        .get("thinking_blocks")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+    {
+        match str_field(b, "type") {
+            Some("thinking") => content.push(json!({
+                "type": "thinking",
+                "thinking": str_field(b, "thinking").unwrap_or(""),
+                "signature": str_field(b, "signature").unwrap_or(""),
+            })),
+            Some("redacted_thinking") => content.push(json!({
+                "type": "redacted_thinking",
+                "data": str_field(b, "data").unwrap_or(""),
+            })),
+            _ => {}
         }
     }
     match message.get("content") {
@@ -160,6 +155,7 @@ pub fn openai_response_to_anthropic(resp: &Value, model: &str) -> Value {
     }
     let stop_reason = match str_field(choice, "finish_reason") {
         _ if refusal.is_some() => json!("refusal"),
+        Some("stop") if has_tool_calls => json!("tool_use"),
         Some(r) => json!(finish_reason_to_stop_reason(r)),
         None if has_tool_calls => json!("tool_use"),
         None => Value::Null,
@@ -209,5 +205,33 @@ mod tests {
         let id = out["content"][0]["id"].as_str().unwrap();
         assert!(id.starts_with("toolu_"), "{id}");
         assert_eq!(out["stop_reason"], "tool_use");
+    }
+
+    #[test]
+    fn tool_calls_with_stop_are_tool_use_and_unsigned_reasoning_is_dropped() {
+        // Ollama's non-streamed answer to a tool call.
+        let resp = json!({"id": "chatcmpl-1", "model": "qwen3:8b", "choices": [{"index": 0,
+            "finish_reason": "stop", "message": {"role": "assistant", "content": "",
+            "reasoning": "Run it.", "tool_calls": [{"id": "call_1", "index": 0, "type": "function",
+            "function": {"name": "Bash", "arguments": "{\"command\":\"ls\"}"}}]}}]});
+        let out = openai_response_to_anthropic(&resp, "");
+        assert_eq!(out["stop_reason"], "tool_use");
+        assert_eq!(
+            out["content"],
+            json!([{"type": "tool_use", "id": "call_1", "name": "Bash",
+                    "input": {"command": "ls"}}])
+        );
+        assert_eq!(out["model"], "qwen3:8b");
+        // Signed thinking blocks are kept.
+        let resp = json!({"id": "x", "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "ok", "reasoning_content": "r",
+            "thinking_blocks": [{"type": "thinking", "thinking": "r", "signature": "sig"}]}}]});
+        let out = openai_response_to_anthropic(&resp, "m");
+        assert_eq!(out["stop_reason"], "end_turn");
+        assert_eq!(
+            out["content"],
+            json!([{"type": "thinking", "thinking": "r", "signature": "sig"},
+                   {"type": "text", "text": "ok"}])
+        );
     }
 }

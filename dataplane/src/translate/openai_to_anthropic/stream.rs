@@ -15,7 +15,7 @@ use crate::usage::Usage;
 enum OpenKind {
     Text,
     Thinking,
-    /// Keyed by the OpenAI tool-call index.
+    /// Keyed by the tool-call key ([`OpenAiToAnthropicStream::tool_key`]).
     Tool(u64),
 }
 
@@ -30,19 +30,37 @@ struct OpenBlock {
 /// Output, in the order Anthropic clients expect: `message_start` (with zero usage: OpenAI
 /// reports usage only at the end), then per block `content_block_start`,
 /// `content_block_delta`s and `content_block_stop` — a block is closed as soon as the deltas
-/// switch kind (reasoning → thinking block with an empty signature, content → text block, each
-/// new tool call → `tool_use` block with `input_json_delta`s) — then `message_delta` with the
-/// stop reason and the full usage, and `message_stop`. Because the usage chunk comes after the
-/// `finish_reason` chunk, `message_delta` is held until usage or `[DONE]` arrives (or
+/// switch kind (content → text block, each new tool call → `tool_use` block with
+/// `input_json_delta`s, signed `thinking_blocks` → thinking blocks) — then `message_delta` with
+/// the stop reason and the full usage, and `message_stop`. Because the usage chunk comes after
+/// the `finish_reason` chunk, `message_delta` is held until usage or `[DONE]` arrives (or
 /// [`Self::finish`] is called). An OpenAI error frame becomes an Anthropic `error` event.
+///
+/// What OpenAI-compatible servers really send is taken as it comes:
+/// - tool-call arguments in pieces, whole in one chunk, or with the id and name only on the
+///   first chunk; a chunk with a new id at an index already used (servers that number every
+///   call 0) starts a new call;
+/// - `finish_reason: "stop"` after tool calls (Ollama, some vLLM tool parsers, gpt-4o at
+///   times: ollama/ollama#7963) → `tool_use`, which is what makes Claude Code run the tools;
+///   no finish reason before `[DONE]` → `tool_use` after tool calls, else `end_turn`;
+/// - usage absent, only in the last chunk, or on every chunk; chunks with empty `choices`.
+///
+/// Unsigned reasoning (`reasoning_content`, `reasoning`: vLLM, Ollama, DeepSeek) is not
+/// forwarded: Claude Code discards a thinking block that ends without a signature and can lose
+/// the whole turn with it (nielspeter/claude-code-proxy#17, routatic/proxy#51), and a made-up
+/// signature would make Anthropic refuse the history if the conversation later goes to an
+/// Anthropic target ("Invalid signature in thinking block"). Signed blocks (`thinking_blocks`)
+/// are forwarded.
 #[derive(Debug)]
 pub struct OpenAiToAnthropicStream {
     model: String,
     started: bool,
     next_index: u64,
     open: Option<OpenBlock>,
-    /// OpenAI tool-call index → whether its block was already closed.
+    /// Tool-call key (see [`Self::tool_key`]) → whether its block was already closed.
     tools: BTreeMap<u64, bool>,
+    /// The upstream's tool-call index → the key of the call last started at it.
+    index_keys: BTreeMap<u64, u64>,
     last_tool_key: Option<u64>,
     tool_calls: Vec<(String, String)>,
     tool_ids: BTreeMap<String, u64>,
@@ -62,6 +80,7 @@ impl OpenAiToAnthropicStream {
             next_index: 0,
             open: None,
             tools: BTreeMap::new(),
+            index_keys: BTreeMap::new(),
             last_tool_key: None,
             tool_calls: Vec::new(),
             tool_ids: BTreeMap::new(),
@@ -235,19 +254,33 @@ impl OpenAiToAnthropicStream {
         }
     }
 
+    /// The key of the tool call a delta belongs to (a fresh key for a new call). Keys are this
+    /// translator's own: a known id names its call; without an id, the call last seen at the
+    /// delta's index (or, without an index, the last call); a new id, or an index not seen
+    /// yet, starts a call — also at an index already used (servers that number every call 0).
+    fn tool_key(&mut self, index: Option<u64>, id: Option<&str>) -> u64 {
+        if let Some(k) = id.and_then(|id| self.tool_ids.get(id)) {
+            return *k;
+        }
+        if id.is_none() {
+            let known = match index {
+                Some(i) => self.index_keys.get(&i).copied(),
+                None => self.last_tool_key,
+            };
+            if let Some(k) = known {
+                return k;
+            }
+        }
+        let key = self.tools.keys().next_back().map_or(0, |k| k + 1);
+        if let Some(i) = index {
+            self.index_keys.insert(i, key);
+        }
+        key
+    }
+
     fn tool_call(&mut self, out: &mut Vec<SseEvent>, call: &Value) -> Result<(), TranslateError> {
         let id = str_field(call, "id").filter(|s| !s.is_empty());
-        let key = match call.get("index").and_then(Value::as_u64) {
-            Some(i) => i,
-            // Some servers omit the index: tell calls apart by id.
-            None => match id {
-                Some(id) => match self.tool_ids.get(id) {
-                    Some(k) => *k,
-                    None => self.tools.keys().next_back().map_or(0, |k| k + 1),
-                },
-                None => self.last_tool_key.unwrap_or(0),
-            },
-        };
+        let key = self.tool_key(call.get("index").and_then(Value::as_u64), id);
         self.last_tool_key = Some(key);
         let function = call.get("function").unwrap_or(&Value::Null);
         let args = str_field(function, "arguments").unwrap_or("");
@@ -287,9 +320,10 @@ impl OpenAiToAnthropicStream {
 
     fn end(&mut self, out: &mut Vec<SseEvent>) {
         self.close(out);
+        let tools = !self.tool_calls.is_empty();
         let stop_reason = self
             .stop_reason
-            .get_or_insert_with(|| "end_turn".to_owned())
+            .get_or_insert_with(|| if tools { "tool_use" } else { "end_turn" }.to_owned())
             .clone();
         Self::emit(
             out,
@@ -306,7 +340,7 @@ impl OpenAiToAnthropicStream {
     /// Translates one upstream event.
     ///
     /// # Errors
-    /// [`TranslateError::Invalid`] with param [`super::UPSTREAM_STREAM_PARAM`] when the event data is not JSON, or when a tool call's
+    /// [`TranslateError::Invalid`] with param [`crate::translate::UPSTREAM_STREAM_PARAM`] when the event data is not JSON, or when a tool call's
     /// arguments continue after another block started (Anthropic blocks cannot be reopened).
     pub fn on_event(&mut self, ev: &SseEvent) -> Result<Vec<SseEvent>, TranslateError> {
         let mut out = Vec::new();
@@ -347,12 +381,6 @@ impl OpenAiToAnthropicStream {
         self.start(&mut out, &chunk);
         if let Some(choice) = choice {
             let delta = choice.get("delta").unwrap_or(&Value::Null);
-            let reasoning = str_field(delta, "reasoning_content")
-                .or_else(|| str_field(delta, "reasoning"))
-                .unwrap_or("");
-            if !reasoning.is_empty() {
-                self.thinking(&mut out, reasoning);
-            }
             if let Some(blocks) = delta.get("thinking_blocks").and_then(Value::as_array) {
                 self.thinking_blocks(&mut out, blocks);
             }
@@ -372,6 +400,8 @@ impl OpenAiToAnthropicStream {
                 self.close(&mut out);
                 let stop = if self.refusal {
                     "refusal"
+                } else if reason == "stop" && !self.tool_calls.is_empty() {
+                    "tool_use"
                 } else {
                     finish_reason_to_stop_reason(reason)
                 };
@@ -500,5 +530,179 @@ data: [DONE]\n\
         let out = t.on_event(&SseEvent::data(first.to_string())).unwrap();
         let start: Value = serde_json::from_str(&out[0].data).unwrap();
         assert_eq!(start["message"]["id"], "msg_chatcmpl-A1");
+    }
+
+    fn chunk(delta: Value, finish: Option<&str>) -> SseEvent {
+        SseEvent::data(
+            json!({"id": "c", "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+                .to_string(),
+        )
+    }
+
+    fn feed(t: &mut OpenAiToAnthropicStream, events: &[SseEvent]) -> Vec<Value> {
+        let mut out = Vec::new();
+        for ev in events {
+            out.extend(t.on_event(ev).unwrap());
+        }
+        out.extend(t.finish());
+        out.iter()
+            .map(|e| serde_json::from_str(&e.data).unwrap())
+            .collect()
+    }
+
+    fn types(events: &[Value]) -> Vec<String> {
+        events
+            .iter()
+            .map(|e| match e["type"].as_str().unwrap() {
+                "content_block_start" => {
+                    format!("start:{}", e["content_block"]["type"].as_str().unwrap())
+                }
+                "content_block_delta" => format!("delta:{}", e["delta"]["type"].as_str().unwrap()),
+                other => other.to_owned(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn stop_after_tool_calls_is_tool_use() {
+        let call = json!({"tool_calls": [{"id": "call_1", "index": 0, "type": "function",
+            "function": {"name": "Bash", "arguments": "{\"command\":\"ls\"}"}}]});
+        let mut t = OpenAiToAnthropicStream::new("m");
+        feed(
+            &mut t,
+            &[chunk(call.clone(), None), chunk(json!({}), Some("stop"))],
+        );
+        assert_eq!(t.finish_reason(), Some("tool_use"));
+        // Without tool calls, stop stays end_turn.
+        let mut t = OpenAiToAnthropicStream::new("m");
+        feed(&mut t, &[chunk(json!({"content": "hi"}), Some("stop"))]);
+        assert_eq!(t.finish_reason(), Some("end_turn"));
+        // No finish reason at all before [DONE]: tool_use after tool calls.
+        let mut t = OpenAiToAnthropicStream::new("m");
+        feed(&mut t, &[chunk(call, None), SseEvent::data("[DONE]")]);
+        assert_eq!(t.finish_reason(), Some("tool_use"));
+        assert!(t.saw_terminal());
+    }
+
+    #[test]
+    fn tool_calls_in_every_shape_servers_send() {
+        // Every call at index 0 with its own id (Ollama), then a continuation without id.
+        let mut t = OpenAiToAnthropicStream::new("m");
+        let out = feed(
+            &mut t,
+            &[
+                chunk(
+                    json!({"tool_calls": [{"id": "call_a", "index": 0,
+                    "function": {"name": "A", "arguments": "{}"}}]}),
+                    None,
+                ),
+                chunk(
+                    json!({"tool_calls": [{"id": "call_b", "index": 0,
+                    "function": {"name": "B", "arguments": "{\"x\""}}]}),
+                    None,
+                ),
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"arguments": ":1}"}}]}),
+                    None,
+                ),
+                chunk(json!({}), Some("tool_calls")),
+            ],
+        );
+        assert_eq!(
+            t.tool_calls(),
+            [
+                ("call_a".to_owned(), "A".to_owned()),
+                ("call_b".to_owned(), "B".to_owned())
+            ]
+        );
+        let b_args: String = out
+            .iter()
+            .filter(|e| e["index"] == 1 && e["delta"]["type"] == "input_json_delta")
+            .map(|e| e["delta"]["partial_json"].as_str().unwrap())
+            .collect();
+        assert_eq!(b_args, "{\"x\":1}");
+        // The id repeated on every chunk (some servers) continues the same call.
+        let mut t = OpenAiToAnthropicStream::new("m");
+        let out = feed(
+            &mut t,
+            &[
+                chunk(
+                    json!({"tool_calls": [{"id": "call_a", "index": 0,
+                    "function": {"name": "A", "arguments": "{\"y\":"}}]}),
+                    None,
+                ),
+                chunk(
+                    json!({"tool_calls": [{"id": "call_a", "index": 0,
+                    "function": {"arguments": "2}"}}]}),
+                    None,
+                ),
+                chunk(json!({}), Some("tool_calls")),
+            ],
+        );
+        assert_eq!(t.tool_calls().len(), 1);
+        assert_eq!(
+            types(&out),
+            [
+                "message_start",
+                "start:tool_use",
+                "delta:input_json_delta",
+                "delta:input_json_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        // Two calls told apart by index only (no ids): fresh ids are made.
+        let mut t = OpenAiToAnthropicStream::new("m");
+        feed(
+            &mut t,
+            &[
+                chunk(
+                    json!({"tool_calls": [{"index": 0, "function": {"name": "A", "arguments": "{}"}},
+                                            {"index": 1, "function": {"name": "B", "arguments": "{}"}}]}),
+                    None,
+                ),
+                chunk(json!({}), Some("tool_calls")),
+            ],
+        );
+        let calls = t.tool_calls();
+        assert_eq!(calls.len(), 2);
+        assert!(calls.iter().all(|(id, _)| id.starts_with("toolu_")));
+        assert_ne!(calls[0].0, calls[1].0);
+    }
+
+    #[test]
+    fn unsigned_reasoning_is_not_forwarded() {
+        let mut t = OpenAiToAnthropicStream::new("m");
+        let out = feed(
+            &mut t,
+            &[
+                chunk(
+                    json!({"role": "assistant", "content": "", "reasoning": "Let me"}),
+                    None,
+                ),
+                chunk(json!({"reasoning_content": " think."}), None),
+                chunk(json!({"content": "Answer."}), None),
+                chunk(json!({}), Some("stop")),
+                SseEvent::data(
+                    json!({"id": "c", "choices": [],
+                    "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14}})
+                    .to_string(),
+                ),
+            ],
+        );
+        assert_eq!(
+            types(&out),
+            [
+                "message_start",
+                "start:text",
+                "delta:text_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        assert_eq!(out[1]["index"], 0);
+        assert_eq!(t.usage().output_tokens, 9);
     }
 }
