@@ -184,9 +184,10 @@ const MAX_LOGGED_PATH: usize = 256;
 /// Known API paths of other gateways and clients, as `switchyard_unsupported_requests_total`
 /// labels them: a request for `PREFIX` or `PREFIX/…` counts as its label (ids and sub-resources
 /// stripped). A path the API comes to serve gets a route, which wins over the fallback: drop
-/// its entry here then (`/v1/responses` first).
+/// its entry here then.
 pub const UNSUPPORTED_PATHS: [(&str, &str); 23] = [
-    // OpenAI.
+    // OpenAI. `/v1/responses` and `/v1/responses/{id}` are served; the entry labels the
+    // sub-resources that are not (`/v1/responses/{id}/input_items`, `…/cancel`).
     ("/v1/responses", "/v1/responses"),
     ("/v1/audio", "/v1/audio/*"),
     ("/v1/images", "/v1/images/*"),
