@@ -81,38 +81,53 @@ pub async fn websocket(headers: HeaderMap) -> Response {
     r
 }
 
-/// `GET /v1/responses/{id}`: a response of the caller's workspace, from the store.
+/// `GET /v1/responses/{id}`: a response of the caller's workspace, from the store (a native
+/// response too: the store holds the object as OpenAI answered it).
 pub async fn get(
     State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match stored(&s, &headers, &id, false) {
+    let found = identified(&s, &headers).and_then(|(_, workspace)| {
+        s.responses
+            .get(&workspace, &id)
+            .ok_or_else(|| not_found(&id))
+    });
+    match found {
         Ok(r) => json_response(&r.response),
         Err(e) => e.into_response_for(Dialect::OpenAi),
     }
 }
 
-/// `DELETE /v1/responses/{id}`: removes a response of the caller's workspace from the store.
+/// `DELETE /v1/responses/{id}`: removes a response of the caller's workspace from the store; a
+/// native response is deleted at the Provider that produced it first (OpenAI keeps its own
+/// copy), and stays stored when that fails.
 pub async fn delete(
     State(s): State<Arc<AppState>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    match stored(&s, &headers, &id, true) {
-        // openai-python `ResponseDeleted`-style body (`DELETE /v1/responses/{id}`).
-        Ok(_) => json_response(&json!({"id": id, "object": "response", "deleted": true})),
+    let deleted = async {
+        let (caller, workspace) = identified(&s, &headers)?;
+        let found = s
+            .responses
+            .get(&workspace, &id)
+            .ok_or_else(|| not_found(&id))?;
+        if let Some(provider) = &found.native_provider {
+            delete_at_provider(&s, &caller, &headers, provider, &id).await?;
+        }
+        s.responses.remove(&workspace, &id);
+        Ok::<_, ApiError>(())
+    };
+    match deleted.await {
+        // The body other Responses servers answer (`object: "response.deleted"`).
+        Ok(()) => json_response(&json!({"id": id, "object": "response.deleted", "deleted": true})),
         Err(e) => e.into_response_for(Dialect::OpenAi),
     }
 }
 
-/// The stored response `id` of the caller's workspace (removed when `remove`).
-fn stored(
-    s: &AppState,
-    headers: &HeaderMap,
-    id: &str,
-    remove: bool,
-) -> Result<Arc<StoredResponse>, ApiError> {
+/// The caller and the key of its workspace.
+fn identified(s: &AppState, headers: &HeaderMap) -> Result<(identity::Caller, String), ApiError> {
     if !s.is_ready() {
         return Err(ApiError::new(
             ErrorKind::Unavailable,
@@ -124,20 +139,86 @@ fn stored(
         client: crate::classify::client_name(headers),
         ..Default::default()
     };
-    let (_, workspace) = identity::identify(&table, headers, &info, s.settings.require_client_key)?;
-    let found = if remove {
-        s.responses.remove(&workspace.key, id)
-    } else {
-        s.responses.get(&workspace.key, id)
+    let (caller, workspace) =
+        identity::identify(&table, headers, &info, s.settings.require_client_key)?;
+    Ok((caller, workspace.key.clone()))
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        ErrorKind::NotFound,
+        format!("Response with id '{}' not found.", printable(id)),
+    )
+    .param("response_id")
+    .code("response_not_found")
+}
+
+/// Longest wait for a Provider's answer to a `DELETE`.
+const DELETE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `DELETE {baseUrl}/responses/{id}` at the Provider `provider` (its credentials, headers and
+/// the egress policy as for any call). Gone already (404) counts as deleted.
+async fn delete_at_provider(
+    s: &AppState,
+    caller: &identity::Caller,
+    headers: &HeaderMap,
+    provider: &str,
+    id: &str,
+) -> Result<(), ApiError> {
+    let failed = |why: String| ApiError::new(ErrorKind::Upstream, why);
+    let table = s.table();
+    let target = switchyard_crds::snapshot::TargetSnapshot {
+        kind: switchyard_crds::snapshot::TargetKind::Provider,
+        key: provider.to_owned(),
+        model: None,
     };
-    found.ok_or_else(|| {
-        ApiError::new(
-            ErrorKind::NotFound,
-            format!("Response with id '{}' not found.", printable(id)),
-        )
-        .param("response_id")
-        .code("response_not_found")
-    })
+    let up = Upstream::provider(&table.snapshot, &target, "").ok_or_else(|| {
+        failed(format!(
+            "the Provider {provider} that produced response {} is gone",
+            printable(id)
+        ))
+    })?;
+    // Ids the store holds are the Provider's own; only URL-safe ones are forwarded.
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err(
+            ApiError::invalid("the response id has characters ids never have").param("response_id"),
+        );
+    }
+    let url = reqwest::Url::parse(&format!("{}/responses/{id}", up.base.trim_end_matches('/')))
+        .map_err(|e| failed(format!("{}: bad URL: {e}", up.name)))?;
+    s.settings
+        .egress
+        .check_url(&url)
+        .map_err(|e| failed(format!("{}: {e}", up.name)))?;
+    let mut req = s.client.get(None).delete(url);
+    for (name, value) in up.auth_headers(caller.passthrough.as_deref())? {
+        req = req.header(name, value);
+    }
+    for h in &up.headers {
+        req = req.header(h.name.as_str(), h.value.expose());
+    }
+    let scrubber = super::scrub::Scrubber::for_attempt(&up, caller, headers);
+    match tokio::time::timeout(DELETE_TIMEOUT, req.send()).await {
+        Err(_) => Err(ApiError::new(
+            ErrorKind::Timeout,
+            format!("{} did not answer the DELETE in time", up.name),
+        )),
+        Ok(Err(e)) => Err(failed(scrubber.error_text(&format!(
+            "{}: {}",
+            up.name,
+            super::scrub::error_chain(&e)
+        )))),
+        Ok(Ok(r)) if r.status().is_success() || r.status() == StatusCode::NOT_FOUND => Ok(()),
+        Ok(Ok(r)) => Err(failed(format!(
+            "{} answered {} to deleting response {}",
+            up.name,
+            r.status().as_u16(),
+            printable(id)
+        ))),
+    }
 }
 
 fn json_response(v: &Value) -> Response {

@@ -601,11 +601,7 @@ async fn unserved_paths_are_404_in_the_callers_dialect_with_closed_labels() {
     // Known paths, with ids and query strings.
     for (method, path, label) in [
         // `/v1/responses` itself is served; its other sub-resources are not.
-        (
-            "GET",
-            "/v1/responses/resp_123/input_items",
-            "/v1/responses",
-        ),
+        ("GET", "/v1/responses/resp_123/input_items", "/v1/responses"),
         (
             "GET",
             "/v1/files/file-123/content?x=sk-secret-in-query",

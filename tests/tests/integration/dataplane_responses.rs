@@ -10,7 +10,7 @@
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing;
@@ -225,7 +225,10 @@ async fn a_chat_target_answers_a_tool_call_and_its_output_through_the_store() {
         .unwrap();
     assert_eq!(d.status(), 200);
     let d: Value = d.json().await.unwrap();
-    assert_eq!(d, json!({"id": id, "object": "response", "deleted": true}));
+    assert_eq!(
+        d,
+        json!({"id": id, "object": "response.deleted", "deleted": true})
+    );
     let g = gw.get(&format!("/v1/responses/{id}"), &[]).await.unwrap();
     assert_eq!(g.status, 404, "{}", g.text);
     assert_eq!(g.json().unwrap()["error"]["code"], "response_not_found");
@@ -570,6 +573,15 @@ async fn native_server() -> (String, Received) {
     let received = Received::default();
     let app = Router::new()
         .route("/v1/responses", routing::post(native_responses))
+        .route(
+            "/v1/responses/{id}",
+            routing::delete(
+                |State(received): State<Received>, Path(id): Path<String>| async move {
+                    received.lock().unwrap().push(json!({"deleted": id}));
+                    axum::Json(json!({"id": id, "object": "response.deleted", "deleted": true}))
+                },
+            ),
+        )
         .with_state(received.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -630,4 +642,18 @@ async fn an_openai_provider_gets_the_responses_api_natively() {
     assert_eq!(output_text(&g.json().unwrap()), "Hello there");
     let g = gw.get("/v1/responses/resp_native_1", &[]).await.unwrap();
     assert_eq!(g.json().unwrap(), native_answer());
+    // Deleting a native response deletes it at OpenAI too.
+    let d = gw
+        .http_client()
+        .delete(gw.url("/v1/responses/resp_native_1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(d.status(), 200);
+    assert_eq!(
+        received.lock().unwrap().last(),
+        Some(&json!({"deleted": "resp_native_1"}))
+    );
+    let g = gw.get("/v1/responses/resp_native_1", &[]).await.unwrap();
+    assert_eq!(g.status, 404);
 }
