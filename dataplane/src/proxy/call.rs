@@ -24,7 +24,7 @@ pub(crate) struct Call<'a> {
     pub(crate) info: &'a RequestInfo,
     pub(crate) caller: &'a Caller,
     /// A Responses API request (`/v1/responses`): its id and stored state.
-    pub(crate) responses: Option<&'a super::responses::ResponsesCall>,
+    pub(crate) responses: Option<&'a super::responses::ResponsesCall<'a>>,
 }
 
 /// What an upstream call holds while it runs. Finished with the call's outcome; dropped

@@ -253,13 +253,13 @@ pub(crate) fn add_instructions(body: &mut Value, instructions: &str) {
 /// A Responses request on its way to the targets: its id, the previous response it continues,
 /// and where its answer is kept.
 #[derive(Debug)]
-pub(crate) struct ResponsesCall {
+pub(crate) struct ResponsesCall<'a> {
     /// `resp_…` of a translated response.
     pub(crate) id: String,
     /// The workspace whose store holds the conversation.
     workspace: String,
     /// The request as the caller sent it (after custom instructions and guardrails).
-    request: Value,
+    request: &'a Value,
     /// The response named by `previous_response_id`.
     previous: Option<Arc<StoredResponse>>,
     /// The answer is kept (`store`, true unless `false`).
@@ -274,7 +274,7 @@ pub(crate) enum Outbound {
     Chat(Value),
 }
 
-impl ResponsesCall {
+impl<'a> ResponsesCall<'a> {
     /// Resolves the request's `previous_response_id` in `workspace`'s store.
     ///
     /// # Errors
@@ -283,7 +283,7 @@ impl ResponsesCall {
     pub(crate) fn new(
         store: &ResponseStore,
         workspace: &str,
-        request: &Value,
+        request: &'a Value,
     ) -> Result<Self, ApiError> {
         let previous = match request.get("previous_response_id") {
             None | Some(Value::Null) => None,
@@ -307,7 +307,7 @@ impl ResponsesCall {
         Ok(Self {
             id: format!("resp_{}", uuid::Uuid::new_v4().simple()),
             workspace: workspace.to_owned(),
-            request: request.clone(),
+            request,
             previous,
             store: request.get("store").and_then(Value::as_bool) != Some(false),
         })
@@ -400,7 +400,7 @@ impl ResponsesCall {
             Dialect::Anthropic => translate::anthropic_response_to_openai(&v, &up.model),
             Dialect::OpenAi => v,
         };
-        let response = translate::chat_response_to_responses(&chat, &self.request, &self.id);
+        let response = translate::chat_response_to_responses(&chat, self.request, &self.id);
         let out = Bytes::from(response.to_string());
         if self.store {
             self.keep(&state.responses, response, None);
@@ -415,7 +415,7 @@ impl ResponsesCall {
             Self::native(up),
             &up.model,
             &self.id,
-            &self.request,
+            self.request,
         )
     }
 
