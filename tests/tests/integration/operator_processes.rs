@@ -383,6 +383,7 @@ spec: {{priority: 10, match: {{model: "local-*"}}, routeTo: {{affinityGroupRef: 
 }
 
 /// One request through the data plane and what it answered.
+#[derive(Debug)]
 struct Sent {
     request_id: String,
     route: String,
@@ -639,18 +640,29 @@ async fn facade_reports_what_the_data_plane_did() {
     );
 
     // Every request arrives, once.
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // (Waits for the ids themselves, not a count: the check below says what else is listed.)
+    let deadline = Instant::now() + Duration::from_secs(60);
     let list = loop {
         let list = facade.get("/api/v1/interceptions?limit=1000").await;
-        if list["count"].as_u64() == Some(sent.len() as u64) {
+        let listed = |id: &str| {
+            list["results"]
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|r| r["request_id"] == id))
+        };
+        if sent.iter().all(|s| listed(&s.request_id)) {
             break list;
         }
         assert!(
-            list["count"].as_u64().unwrap() < sent.len() as u64 && Instant::now() < deadline,
-            "{list}"
+            Instant::now() < deadline,
+            "not all of {sent:?} listed: {list}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    assert_eq!(
+        list["count"].as_u64(),
+        Some(sent.len() as u64),
+        "every request once, nothing else: {list}"
+    );
     let results = list["results"].as_array().unwrap();
     let mut expected_cost = 0.0;
     let (mut expected_in, mut expected_out) = (0, 0);
@@ -658,7 +670,7 @@ async fn facade_reports_what_the_data_plane_did() {
         let rec = results
             .iter()
             .find(|r| r["request_id"] == s.request_id.as_str())
-            .unwrap_or_else(|| panic!("{} not listed", s.request_id));
+            .unwrap_or_else(|| panic!("{} not listed: {list}", s.request_id));
         let tu = &rec["token_usages"][0];
         let prompt = tu["input_tokens"].as_u64().unwrap()
             + tu["cache_read_input_tokens"].as_u64().unwrap()
