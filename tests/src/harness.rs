@@ -452,19 +452,18 @@ impl DataplaneProcess {
         let mdir = dir.path().join("manifests");
         std::fs::create_dir_all(&mdir)?;
         std::fs::write(mdir.join("s.yaml"), manifests::documents(objects))?;
-        let free_port = || -> std::io::Result<u16> {
-            Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port())
-        };
-        let (port, admin_port) = (free_port()?, free_port()?);
-        let log = std::fs::File::create(dir.path().join("dataplane.log"))?;
+        let log_path = dir.path().join("dataplane.log");
+        let log = std::fs::File::create(&log_path)?;
+        // Port 0 and the addresses read from the log: a port picked here and bound by the child
+        // later could be taken in between (by a connection of a test running beside this one).
         let child = std::process::Command::new(binary)
             .args([
                 "--listen",
-                &format!("127.0.0.1:{port}"),
+                "127.0.0.1:0",
                 "--admin-listen",
-                &format!("127.0.0.1:{admin_port}"),
+                "127.0.0.1:0",
+                "--log-format",
+                "json",
                 "--manifests",
                 &mdir.display().to_string(),
                 "--spool-dir",
@@ -473,14 +472,31 @@ impl DataplaneProcess {
             .stdout(std::process::Stdio::from(log.try_clone()?))
             .stderr(std::process::Stdio::from(log))
             .spawn()?;
-        let me = Self {
+        let mut me = Self {
             child,
-            base_url: format!("http://127.0.0.1:{port}"),
-            admin_url: format!("http://127.0.0.1:{admin_port}"),
+            base_url: String::new(),
+            admin_url: String::new(),
             _dir: dir,
         };
-        let client = client();
         let deadline = Instant::now() + Duration::from_secs(20);
+        let [addr, admin] = loop {
+            let text = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if let Some(found) = logged_addrs(&text, "data plane listening", ["addr", "admin_addr"])
+            {
+                break found;
+            }
+            if let Some(status) = me.child.try_wait()? {
+                anyhow::bail!("the data plane exited ({status}): {text}");
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "data plane not listening in 20 s: {text}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        me.base_url = format!("http://{addr}");
+        me.admin_url = format!("http://{admin}");
+        let client = client();
         loop {
             if let Ok(r) = client.get(format!("{}/readyz", me.admin_url)).send().await
                 && r.status().is_success()
@@ -503,6 +519,27 @@ impl Drop for DataplaneProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The socket addresses in fields `keys` of the first JSON log line (`--log-format json`) whose
+/// message starts with `message`: how a test learns the ports a process bound to port 0.
+pub fn logged_addrs<const N: usize>(
+    log: &str,
+    message: &str,
+    keys: [&str; N],
+) -> Option<[std::net::SocketAddr; N]> {
+    complete_lines(log).find_map(|line| {
+        let v: Value = serde_json::from_str(line).ok()?;
+        let fields = v.get("fields")?;
+        if !fields.get("message")?.as_str()?.starts_with(message) {
+            return None;
+        }
+        let mut out = [std::net::SocketAddr::from(([0, 0, 0, 0], 0)); N];
+        for (slot, key) in out.iter_mut().zip(keys) {
+            *slot = fields.get(key)?.as_str()?.parse().ok()?;
+        }
+        Some(out)
+    })
 }
 
 /// Resident memory of a process, KiB (0 when it is gone).

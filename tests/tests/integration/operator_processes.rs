@@ -17,7 +17,7 @@
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -34,12 +34,27 @@ impl Drop for Proc {
     }
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// Waits until the process logging (JSON) to `log` says `message` and returns the addresses
+/// in its fields `keys`: processes bind port 0 and say where, so no port picked by a test can be
+/// taken by another test before the process binds it.
+async fn logged<const N: usize>(
+    proc: &mut Proc,
+    log: &Path,
+    message: &str,
+    keys: [&str; N],
+) -> [SocketAddr; N] {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(found) = switchyard_tests::harness::logged_addrs(&text, message, keys) {
+            return found;
+        }
+        if let Some(status) = proc.0.try_wait().unwrap() {
+            panic!("exited ({status}) before {message:?}: {text}");
+        }
+        assert!(Instant::now() < deadline, "no {message:?} in 20 s: {text}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn spawn(bin: &str, name: &'static str, args: &[String], log: &Path) -> Proc {
@@ -91,27 +106,26 @@ async fn wait_ready(client: &reqwest::Client, url: &str, what: &str, log: &Path)
     }
 }
 
-/// Starts a data plane on `gw_port` following the operator's channel on `op_channel` (token
-/// `d/token`, CA `d/ca.crt`) and waits until it is ready; returns it, its URL and its log.
+/// Starts a data plane following the operator's channel at `op_channel` (token `d/token`, CA
+/// `d/ca.crt`) and waits until it is ready; returns it, its URL and its log.
 async fn data_plane(
     client: &reqwest::Client,
     d: &Path,
-    op_channel: u16,
-    gw_port: u16,
+    op_channel: SocketAddr,
 ) -> (Proc, String, std::path::PathBuf) {
-    let gw = format!("http://127.0.0.1:{gw_port}");
-    let admin = format!("127.0.0.1:{}", free_port());
     let dp_log = d.join("dataplane.log");
-    let proc = spawn(
+    let mut proc = spawn(
         env!("CARGO_BIN_EXE_run-dataplane"),
         "dataplane",
         &[
             "--listen".into(),
-            format!("127.0.0.1:{gw_port}"),
+            "127.0.0.1:0".into(),
             "--admin-listen".into(),
-            admin.clone(),
+            "127.0.0.1:0".into(),
+            "--log-format".into(),
+            "json".into(),
             "--operator".into(),
-            format!("https://127.0.0.1:{op_channel}"),
+            format!("https://{op_channel}"),
             "--operator-token-file".into(),
             d.join("token").display().to_string(),
             "--operator-ca-file".into(),
@@ -121,6 +135,13 @@ async fn data_plane(
         ],
         &dp_log,
     );
+    let [addr, admin] = logged(
+        &mut proc,
+        &dp_log,
+        "data plane listening",
+        ["addr", "admin_addr"],
+    )
+    .await;
     wait_ready(
         client,
         &format!("http://{admin}/readyz"),
@@ -128,7 +149,7 @@ async fn data_plane(
         &dp_log,
     )
     .await;
-    (proc, gw, dp_log)
+    (proc, format!("http://{addr}"), dp_log)
 }
 
 fn manifests(mock: SocketAddr, model: &str) -> String {
@@ -182,47 +203,64 @@ async fn operator_and_data_plane_as_processes() {
     let manifest = d.join("manifests/all.yaml");
     write_atomically(&manifest, &manifests(mock_addr, "demo-fast"));
 
-    let (op_http, op_channel, gw_port) = (free_port(), free_port(), free_port());
     let db = d.join("records.db");
-    let op_args: Vec<String> = [
-        "--manifests",
-        &d.join("manifests").display().to_string(),
-        "--local-token-file",
-        &d.join("token").display().to_string(),
-        "--store",
-        &format!("sqlite://{}", db.display()),
-        "--http-listen",
-        &format!("127.0.0.1:{op_http}"),
-        "--channel-listen",
-        &format!("127.0.0.1:{op_channel}"),
-        "--ca-out",
-        &d.join("ca.crt").display().to_string(),
-        "--watch-interval-ms",
-        "50",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let op_args = |http: &str, channel: &str| -> Vec<String> {
+        [
+            "--manifests",
+            &d.join("manifests").display().to_string(),
+            "--local-token-file",
+            &d.join("token").display().to_string(),
+            "--store",
+            &format!("sqlite://{}", db.display()),
+            "--http-listen",
+            http,
+            "--channel-listen",
+            channel,
+            "--ca-out",
+            &d.join("ca.crt").display().to_string(),
+            "--watch-interval-ms",
+            "50",
+            "--log-format",
+            "json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap();
     let op_log = d.join("operator.log");
-    let operator = spawn(
+    let mut operator = spawn(
         env!("CARGO_BIN_EXE_run-operator"),
         "operator",
-        &op_args,
+        &op_args("127.0.0.1:0", "127.0.0.1:0"),
         &op_log,
     );
+    let [op_channel] = logged(
+        &mut operator,
+        &op_log,
+        "data-plane channel listening",
+        ["addr"],
+    )
+    .await;
+    let [op_http] = logged(
+        &mut operator,
+        &op_log,
+        "health and metrics listening",
+        ["addr"],
+    )
+    .await;
     wait_ready(
         &client,
-        &format!("http://127.0.0.1:{op_http}/readyz"),
+        &format!("http://{op_http}/readyz"),
         "operator",
         &op_log,
     )
     .await;
 
-    let (_dataplane, gw, dp_log) = data_plane(&client, d, op_channel, gw_port).await;
+    let (_dataplane, gw, dp_log) = data_plane(&client, d, op_channel).await;
     let mut requests = 0usize;
     assert_eq!(chat(&client, &gw).await, "demo-fast");
     requests += 1;
@@ -259,15 +297,16 @@ async fn operator_and_data_plane_as_processes() {
     // is served again.
     write_atomically(&manifest, &manifests(mock_addr, "mock-model"));
     let op_log2 = d.join("operator2.log");
+    // On the same addresses (the data plane follows that one; a restart in place).
     let _operator = spawn(
         env!("CARGO_BIN_EXE_run-operator"),
         "operator",
-        &op_args,
+        &op_args(&op_http.to_string(), &op_channel.to_string()),
         &op_log2,
     );
     wait_ready(
         &client,
-        &format!("http://127.0.0.1:{op_http}/readyz"),
+        &format!("http://{op_http}/readyz"),
         "restarted operator",
         &op_log2,
     )
@@ -383,6 +422,7 @@ spec: {{priority: 10, match: {{model: "local-*"}}, routeTo: {{affinityGroupRef: 
 }
 
 /// One request through the data plane and what it answered.
+#[derive(Debug)]
 struct Sent {
     request_id: String,
     route: String,
@@ -500,8 +540,6 @@ async fn facade_reports_what_the_data_plane_did() {
     let (_mock, mock_addr) = mock();
     write_atomically(&d.join("manifests/all.yaml"), &facade_manifests(mock_addr));
 
-    let (op_http, op_channel, op_facade, gw_port) =
-        (free_port(), free_port(), free_port(), free_port());
     let op_args: Vec<String> = [
         "--manifests",
         &d.join("manifests").display().to_string(),
@@ -510,17 +548,19 @@ async fn facade_reports_what_the_data_plane_did() {
         "--facade-token-file",
         &d.join("facade-token").display().to_string(),
         "--facade-listen",
-        &format!("127.0.0.1:{op_facade}"),
+        "127.0.0.1:0",
         "--store",
         &format!("sqlite://{}", d.join("records.db").display()),
         "--http-listen",
-        &format!("127.0.0.1:{op_http}"),
+        "127.0.0.1:0",
         "--channel-listen",
-        &format!("127.0.0.1:{op_channel}"),
+        "127.0.0.1:0",
         "--ca-out",
         &d.join("ca.crt").display().to_string(),
         "--aggregate-interval-ms",
         "500",
+        "--log-format",
+        "json",
     ]
     .iter()
     .map(|s| s.to_string())
@@ -530,20 +570,35 @@ async fn facade_reports_what_the_data_plane_did() {
         .build()
         .unwrap();
     let op_log = d.join("operator.log");
-    let _operator = spawn(
+    let mut operator = spawn(
         env!("CARGO_BIN_EXE_run-operator"),
         "operator",
         &op_args,
         &op_log,
     );
+    let [op_channel] = logged(
+        &mut operator,
+        &op_log,
+        "data-plane channel listening",
+        ["addr"],
+    )
+    .await;
+    let [op_http] = logged(
+        &mut operator,
+        &op_log,
+        "health and metrics listening",
+        ["addr"],
+    )
+    .await;
+    let [op_facade] = logged(&mut operator, &op_log, "REST facade listening", ["addr"]).await;
     wait_ready(
         &client,
-        &format!("http://127.0.0.1:{op_http}/readyz"),
+        &format!("http://{op_http}/readyz"),
         "operator",
         &op_log,
     )
     .await;
-    let (_dataplane, gw, _) = data_plane(&client, d, op_channel, gw_port).await;
+    let (_dataplane, gw, _) = data_plane(&client, d, op_channel).await;
 
     // The facade: TLS with the operator's CA, the static admin token of local mode.
     let ca = std::fs::read(d.join("ca.crt")).unwrap();
@@ -553,7 +608,7 @@ async fn facade_reports_what_the_data_plane_did() {
             .tls_certs_only(reqwest::Certificate::from_pem_bundle(&ca).unwrap())
             .build()
             .unwrap(),
-        base: format!("https://127.0.0.1:{op_facade}"),
+        base: format!("https://{op_facade}"),
     };
     let r = facade
         .client
@@ -639,18 +694,29 @@ async fn facade_reports_what_the_data_plane_did() {
     );
 
     // Every request arrives, once.
-    let deadline = Instant::now() + Duration::from_secs(20);
+    // (Waits for the ids themselves, not a count: the check below says what else is listed.)
+    let deadline = Instant::now() + Duration::from_secs(60);
     let list = loop {
         let list = facade.get("/api/v1/interceptions?limit=1000").await;
-        if list["count"].as_u64() == Some(sent.len() as u64) {
+        let listed = |id: &str| {
+            list["results"]
+                .as_array()
+                .is_some_and(|rs| rs.iter().any(|r| r["request_id"] == id))
+        };
+        if sent.iter().all(|s| listed(&s.request_id)) {
             break list;
         }
         assert!(
-            list["count"].as_u64().unwrap() < sent.len() as u64 && Instant::now() < deadline,
-            "{list}"
+            Instant::now() < deadline,
+            "not all of {sent:?} listed: {list}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    assert_eq!(
+        list["count"].as_u64(),
+        Some(sent.len() as u64),
+        "every request once, nothing else: {list}"
+    );
     let results = list["results"].as_array().unwrap();
     let mut expected_cost = 0.0;
     let (mut expected_in, mut expected_out) = (0, 0);
@@ -658,7 +724,7 @@ async fn facade_reports_what_the_data_plane_did() {
         let rec = results
             .iter()
             .find(|r| r["request_id"] == s.request_id.as_str())
-            .unwrap_or_else(|| panic!("{} not listed", s.request_id));
+            .unwrap_or_else(|| panic!("{} not listed: {list}", s.request_id));
         let tu = &rec["token_usages"][0];
         let prompt = tu["input_tokens"].as_u64().unwrap()
             + tu["cache_read_input_tokens"].as_u64().unwrap()
