@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing;
 use serde_json::{Value, json};
 use switchyard_dataplane::record::{Interception, Outcome};
-use switchyard_mock::MockUpstream;
+use switchyard_mock::{Behavior, MockUpstream, ScriptRule};
 use switchyard_tests::harness::manifests::{guardrails, provider, workspace};
 use switchyard_tests::harness::{Answer, Gateway, GatewayOptions};
 
@@ -656,4 +656,36 @@ async fn an_openai_provider_gets_the_responses_api_natively() {
     );
     let g = gw.get("/v1/responses/resp_native_1", &[]).await.unwrap();
     assert_eq!(g.status, 404);
+}
+
+#[tokio::test]
+async fn a_stream_cut_after_it_started_ends_with_response_failed() {
+    let (mock, gw) = setup().await;
+    mock.script(ScriptRule::new(Behavior {
+        chunks: Some(10),
+        cut_after_chunks: Some(3),
+        ..Default::default()
+    }));
+    let a = post(
+        &gw,
+        &json!({"model": "chat-mock", "stream": true, "input": "tell me a story"}),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let ev = events(&a);
+    assert!(
+        ev.iter().any(|(n, _)| n == "response.output_text.delta"),
+        "the answer had started: {}",
+        a.text
+    );
+    let (name, data) = ev.last().unwrap();
+    assert_eq!(name, "response.failed", "{data}");
+    assert_eq!(data["response"]["status"], "failed");
+    assert_eq!(data["response"]["error"]["code"], "server_error");
+    let id = data["response"]["id"].as_str().unwrap();
+    let g = gw.get(&format!("/v1/responses/{id}"), &[]).await.unwrap();
+    assert_eq!(g.status, 404, "a failed response is not stored");
+    let r = gw.record_of(&a.request_id()).await.unwrap();
+    assert_eq!(r.endpoint, "/v1/responses");
+    assert_ne!(r.outcome, Outcome::Success, "{r:?}");
 }
