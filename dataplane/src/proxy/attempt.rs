@@ -159,6 +159,9 @@ impl Try<'_, '_> {
             Some(Ok(Outbound::Chat(chat))) => {
                 upstream_body(&chat, Dialect::OpenAi, up, info.stream)
             }
+            // A feature chat completions cannot express (a built-in tool): a later target of
+            // the route (a native one) may serve it; else the caller gets this 400.
+            Some(Err(e)) if Outbound::unsupported(&e) => return Err(Failed::try_next(e)),
             Some(Err(e)) => Err(e),
         }
         .map_err(Failed::final_)?;

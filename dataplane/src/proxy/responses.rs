@@ -274,6 +274,17 @@ pub(crate) enum Outbound {
     Chat(Value),
 }
 
+/// The `code` of the 400 for a feature chat completions cannot express.
+const UNSUPPORTED_CODE: &str = "unsupported_parameter";
+
+impl Outbound {
+    /// Whether `e` (from [`ResponsesCall::outbound`]) refuses a feature the target's API cannot
+    /// express, rather than a malformed request: another target may serve it.
+    pub(crate) fn unsupported(e: &ApiError) -> bool {
+        e.code == Some(UNSUPPORTED_CODE)
+    }
+}
+
 impl<'a> ResponsesCall<'a> {
     /// Resolves the request's `previous_response_id` in `workspace`'s store.
     ///
@@ -505,7 +516,7 @@ fn translate_error(e: TranslateError) -> ApiError {
                  (built-in tools need a Provider of type openai)"
             ))
             .param(param)
-            .code("unsupported_parameter")
+            .code(UNSUPPORTED_CODE)
         }
     }
 }

@@ -17,7 +17,9 @@ use axum::routing;
 use serde_json::{Value, json};
 use switchyard_dataplane::record::{Interception, Outcome};
 use switchyard_mock::{Behavior, MockUpstream, ScriptRule};
-use switchyard_tests::harness::manifests::{guardrails, provider, workspace};
+use switchyard_tests::harness::manifests::{
+    guardrails, provider, router_policy, to_provider, workspace,
+};
 use switchyard_tests::harness::{Answer, Gateway, GatewayOptions};
 
 /// A GitHub personal access token shape, fake.
@@ -688,4 +690,40 @@ async fn a_stream_cut_after_it_started_ends_with_response_failed() {
     let r = gw.record_of(&a.request_id()).await.unwrap();
     assert_eq!(r.endpoint, "/v1/responses");
     assert_ne!(r.outcome, Outcome::Success, "{r:?}");
+}
+
+#[tokio::test]
+async fn a_built_in_tool_falls_back_to_a_native_target_of_the_route() {
+    let mock = mock().await;
+    let (native, received) = native_server().await;
+    let gw = Gateway::start_objects(&[
+        workspace("default", true),
+        provider("local", "vllm", &format!("{}/v1", mock.base_url()), &[]),
+        provider("openai", "openai", &native, &[]),
+        router_policy(
+            "ask",
+            10,
+            json!({"model": "ask"}),
+            to_provider("local", Some("chat-mock")),
+            vec![to_provider("openai", Some("gpt-5"))],
+        ),
+    ])
+    .await
+    .unwrap();
+    let mut req = tool_request("ask", false);
+    req["tools"] = json!([{"type": "web_search"}]);
+    let a = post(&gw, &req).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.json().unwrap()["id"], "resp_native_1");
+    assert!(
+        mock.requests().is_empty(),
+        "the chat target is never called"
+    );
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got[0]["model"], "gpt-5");
+    assert_eq!(got[0]["tools"], req["tools"]);
+    // A plain request stays on the first target.
+    let b = post(&gw, &json!({"model": "ask", "input": "hello"})).await;
+    assert_eq!(b.status, 200, "{}", b.text);
+    assert_eq!(mock.requests().len(), 1);
 }
