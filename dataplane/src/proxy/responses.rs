@@ -11,7 +11,8 @@
 //!   completions from [`translate::responses_to_chat`] (then the chat → Anthropic translation
 //!   in `attempt`), and its answer or stream comes back through
 //!   [`translate::chat_response_to_responses`] / `ChatToResponsesStream`. Built-in tools and
-//!   other things chat completions cannot express are refused with 400 naming them.
+//!   other things chat completions cannot express let the route's next target try (a native
+//!   fallback serves them); when none does, the caller gets 400 naming them.
 //! - **State**: each answered response is kept in the workspace's [`ResponseStore`] (unless
 //!   the request says `store: false`) with its whole input. `previous_response_id` is resolved
 //!   there before any upstream call: unknown, evicted or from another workspace, 404
