@@ -76,7 +76,9 @@
 //! - **Tool calls**: when the request has a non-empty `tools` array and its *last* message is a
 //!   `user` message whose text (tool results excluded) contains `call tool NAME`, or when the
 //!   `tool_call` behaviour (`x-mock-tool-call: NAME`) is set, the reply calls `NAME` with
-//!   arguments `{"q":"<first 8 words of the last user message>"}` (compact JSON). OpenAI: content
+//!   arguments `{"q":"<first 8 words of the last user message>"}` (compact JSON), or, when the
+//!   trigger reads `call tool NAME with {JSON object}`, that object (compact; so a real agent's
+//!   built-in tool can be driven, e.g. `call tool Bash with {"command":"echo hi"}`). OpenAI: content
 //!   `null`, `tool_calls[0]` with id `call_mock_<request id>`, finish reason `tool_calls`;
 //!   streamed as a first delta with role, index 0, id, type and function name (arguments `""`),
 //!   then argument fragments (about 8 bytes each, or `chunks` fragments). Anthropic: the text
