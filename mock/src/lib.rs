@@ -73,8 +73,8 @@
 //! - **Stream deltas**: one word per delta (the first without a leading space, the others with
 //!   one); with `chunks=N` the words are grouped into exactly N deltas (as even as possible).
 //!   Concatenating the deltas gives the non-stream text.
-//! - **Tool calls**: when the request has a non-empty `tools` array and its *last* message is a
-//!   `user` message whose text (tool results excluded) contains `call tool NAME`, or when the
+//! - **Tool calls**: when the request has a non-empty `tools` array and its *last* message
+//!   (`system`/`developer` messages after it passed over) is a `user` message whose text (tool results excluded) contains `call tool NAME`, or when the
 //!   `tool_call` behaviour (`x-mock-tool-call: NAME`) is set, the reply calls `NAME` with
 //!   arguments `{"q":"<first 8 words of the last user message>"}` (compact JSON), or, when the
 //!   trigger reads `call tool NAME with {JSON object}`, that object (compact; so a real agent's

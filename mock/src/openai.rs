@@ -139,7 +139,13 @@ pub(crate) fn chat(ctx: &Ctx, body: &Value) -> Response<Body> {
         .get("tools")
         .and_then(Value::as_array)
         .is_some_and(|t| !t.is_empty());
-    let last_is_user = messages.last().is_some_and(|m| role(m) == Some("user"));
+    // The last turn, passing over system/developer messages (instructions between turns, as a
+    // gateway translates Claude Code's mid-conversation system entries).
+    let last_is_user = messages
+        .iter()
+        .rev()
+        .find(|m| !matches!(role(m), Some("system" | "developer")))
+        .is_some_and(|m| role(m) == Some("user"));
     let trigger = (has_tools && last_is_user)
         .then(|| reply::tool_trigger(&user_text))
         .flatten();
