@@ -58,7 +58,9 @@
 //!   cache tokens (below), as Anthropic reports them. OpenAI `prompt_tokens` includes
 //!   `cached_tokens`, as OpenAI does.
 //! - **Reply text** = `mock reply: ` + the first 8 words of the last message with role `user`
-//!   (Anthropic: tool_result content included; legacy completions: the prompt), or just
+//!   (Anthropic: tool_result content included; OpenAI chat: when the conversation ends with
+//!   `tool` messages, system messages after them passed over, their content instead; legacy
+//!   completions: the prompt), or just
 //!   `mock reply:` when it has no text. Fill-in-the-middle (`suffix` present): `<fim>`. The
 //!   `reply` behaviour replaces the text.
 //! - **Padding**: with `chunks=N` the reply is padded with `lorem` words to at least N words.

@@ -338,6 +338,11 @@ async fn openai_tool_result_turn_does_not_call_again() {
         .await
         .unwrap();
     assert_eq!(resp["choices"][0]["finish_reason"], "stop");
+    // The tool-result turn is echoed, as the Anthropic dialect echoes tool_result blocks.
+    assert_eq!(
+        resp["choices"][0]["message"]["content"],
+        "mock reply: result is 42"
+    );
     assert_eq!(resp["usage"]["prompt_tokens"], 3 + 3);
 }
 
