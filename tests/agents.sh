@@ -18,8 +18,8 @@ missing() {
   exit 0
 }
 
-command -v npm >/dev/null || missing "npm is not installed (Debian: apt-get install nodejs npm)"
 if [ ! -x "$claude" ] || [ "$("$claude" --version 2>/dev/null | cut -d' ' -f1)" != "$CLAUDE_CODE_VERSION" ]; then
+  command -v npm >/dev/null || missing "npm is not installed (Debian: apt-get install nodejs npm)"
   mkdir -p "$prefix"
   # The package's bin is the native binary of its platform package (an optionalDependency);
   # its postinstall only links it, which npm's bin link already does.

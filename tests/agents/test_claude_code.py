@@ -25,7 +25,6 @@ import os
 import pathlib
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -87,10 +86,18 @@ spec:
 """
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def logged_addrs(log_path, message, keys):
+    """The addresses the data plane logged (JSON log lines) with `message`: it binds port 0 and
+    says where it listens, as tests/src/harness.rs `logged_addrs` reads them."""
+    text = log_path.read_text() if log_path.exists() else ""
+    for line in text.splitlines():
+        try:
+            fields = json.loads(line).get("fields", {})
+        except ValueError:
+            continue
+        if str(fields.get("message", "")).startswith(message) and all(k in fields for k in keys):
+            return tuple(fields[k] for k in keys)
+    return (None,) * len(keys)
 
 
 @pytest.fixture(scope="module")
@@ -127,28 +134,34 @@ def gateway():
     manifests.mkdir()
     (manifests / "all.yaml").write_text(MANIFESTS.format(up=up, key=ANTHROPIC_KEY))
     records = work / "records.jsonl"
-    gw, admin = free_port(), free_port()
+    log_path = work / "gateway.log"
     proc = subprocess.Popen(
-        [str(DATAPLANE), "--listen", f"127.0.0.1:{gw}", "--admin-listen", f"127.0.0.1:{admin}",
+        [str(DATAPLANE), "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+         "--log-format", "json",
          "--manifests", str(manifests), "--records-file", str(records),
          "--spool-dir", str(work / "spool")],
         stdout=log,
         stderr=subprocess.STDOUT,
+        env={**os.environ, "RUST_LOG": "info"},
     )
     deadline = time.time() + 30
+    gw = admin = None
     while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=1) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
+        if gw is None:
+            gw, admin = logged_addrs(log_path, "data plane listening", ("addr", "admin_addr"))
+        if admin is not None:
+            try:
+                with urllib.request.urlopen(f"http://{admin}/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
         if time.time() > deadline or proc.poll() is not None or mock.poll() is not None:
             proc.kill()
             mock.kill()
-            raise RuntimeError("gateway did not become ready: " + (work / "gateway.log").read_text())
+            raise RuntimeError("gateway did not become ready: " + log_path.read_text())
         time.sleep(0.1)
-    yield {"base": f"http://127.0.0.1:{gw}", "records": records, "log": work / "gateway.log"}
+    yield {"base": f"http://{gw}", "records": records, "log": log_path}
     keep = os.environ.get("SWITCHYARD_AGENTS_KEEP")
     if keep:  # for a look at what Claude Code sent: the records and the gateway's log
         pathlib.Path(keep).mkdir(parents=True, exist_ok=True)
@@ -161,6 +174,8 @@ def gateway():
     proc.wait(timeout=10)
     mock.terminate()
     mock.wait(timeout=10)
+    mock.stdout.close()
+    log.close()
     tmp.cleanup()
 
 
