@@ -181,19 +181,28 @@ def gateway():
 
 def records_for(gateway, session, model, at_least=1):
     """The data plane's records of `session` for `model`, waiting (up to 10 s) for `at_least` of
-    them: a record is written when its response has ended, which can be after Claude Code exits."""
+    them: a record is written when its response has ended, which can be after Claude Code exits.
+    Any other call of the session (count_tokens, a "haiku" side call) must have been routed and
+    answered: it is listed in the failure message, not ignored."""
     deadline = time.time() + 10
     while True:
-        found = []
+        session_recs = []
         if gateway["records"].exists():
             for line in gateway["records"].read_text().splitlines():
                 if line.strip():
                     rec = json.loads(line)
-                    if rec.get("session_id") == session and rec["model_requested"] == model:
-                        found.append(rec)
+                    if rec.get("session_id") == session:
+                        session_recs.append(rec)
+        found = [r for r in session_recs if r["model_requested"] == model]
         if len(found) >= at_least or time.time() > deadline:
-            return sorted(found, key=lambda r: r["started_at"])
+            break
         time.sleep(0.2)
+    for rec in session_recs:
+        assert rec["status"] == 200 and rec["client"] == "claude-code", (
+            f"a call Claude Code made was not served: {rec['endpoint']} {rec['model_requested']} "
+            f"-> {rec['status']} {rec.get('error')}"
+        )
+    return sorted(found, key=lambda r: r["started_at"])
 
 
 def run_claude(claude_bin, gateway, model, prompt, session, cwd):
