@@ -249,7 +249,7 @@ def run_claude(claude_bin, gateway, model, prompt, session, cwd):
     return out
 
 
-# (id, model Claude Code asks for, provider type that serves it, provider key)
+# (model Claude Code asks for, provider type that serves it, provider key); the id names the dialect
 TARGETS = [
     pytest.param("claude-test", "anthropic", "default/claude", id="anthropic-dialect"),
     pytest.param("demo-fast", "openai", "default/demo", id="openai-dialect"),
@@ -276,6 +276,8 @@ def test_plain_prompt(claude_bin, gateway, model, provider, provider_name, tmp_p
     for r in recs:
         assert r["client"] == "claude-code", r
         assert r["provider"] == provider and r["provider_name"] == provider_name, r
+        assert "Say hello to the gateway" in r["user_prompt"], r
+        assert r["finish_reason"] in ("end_turn", "stop") and not r.get("tool_usages"), r
         assert has_usage(r), r
 
 
