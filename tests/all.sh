@@ -18,5 +18,8 @@ bash tests/with-postgres.sh cargo test --workspace --locked
 step "official OpenAI and Anthropic Python SDKs against the data plane"
 bash tests/sdk.sh
 
+step "the real Claude Code CLI (npm) against the data plane, Anthropic and OpenAI targets"
+bash tests/agents.sh
+
 step "Helm chart rendered by Helm's template engine, checked against the kustomize tree"
 bash tests/chart.sh

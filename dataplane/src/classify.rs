@@ -173,13 +173,20 @@ fn classify_as(
         return Err(ApiError::invalid("at most 64 tags").param("tags"));
     }
     info.metadata = obj.get("metadata").filter(|m| !m.is_null()).cloned();
+    let user_id = obj
+        .get("metadata")
+        .and_then(|m| m.get("user_id"))
+        .and_then(Value::as_str);
+    let user_id_fields = user_id.and_then(user_id_object);
     info.user = obj
         .get("user")
         .and_then(Value::as_str)
-        .or_else(|| {
-            obj.get("metadata")
-                .and_then(|m| m.get("user_id"))
-                .and_then(Value::as_str)
+        .or_else(|| match &user_id_fields {
+            // The account when logged in, else the (hashed) device.
+            Some(f) => ["account_uuid", "device_id"]
+                .iter()
+                .find_map(|k| f.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty())),
+            None => user_id,
         })
         .map(|u| truncate(u, 256));
     info.session_id = session_id(headers, obj);
@@ -227,14 +234,36 @@ fn session_id(headers: &HeaderMap, obj: &serde_json::Map<String, Value>) -> Opti
     let from_meta = meta
         .and_then(|m| m.get("session_id"))
         .and_then(Value::as_str);
-    let from_user_id = meta
-        .and_then(|m| m.get("user_id"))
-        .and_then(Value::as_str)
-        .and_then(|u| u.rsplit_once("_session_").map(|(_, s)| s));
+    let user_id = meta.and_then(|m| m.get("user_id")).and_then(Value::as_str);
+    let from_user_id = user_id.and_then(|u| u.rsplit_once("_session_").map(|(_, s)| s));
+    let from_user_id_object = user_id.and_then(user_id_object).and_then(|f| {
+        f.get("session_id")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    });
     from_header
         .or(from_meta)
         .or(from_user_id)
         .map(|s| truncate(s, 256))
+        .or(from_user_id_object
+            .filter(|s| !s.is_empty())
+            .map(|s| truncate(&s, 256)))
+}
+
+/// Longest `metadata.user_id` parsed as a JSON object.
+const MAX_USER_ID_OBJECT: usize = 4096;
+
+/// Claude Code 2.1.x sends `metadata.user_id` as a JSON object in a string:
+/// `{"device_id":"<64 hex>","account_uuid":"","session_id":"<uuid>"}` (seen from 2.1.337 by
+/// tests/agents); older versions send `user_<hash>_account_<uuid>_session_<uuid>`.
+fn user_id_object(user_id: &str) -> Option<serde_json::Map<String, Value>> {
+    if user_id.len() > MAX_USER_ID_OBJECT || !user_id.trim_start().starts_with('{') {
+        return None;
+    }
+    match serde_json::from_str(user_id) {
+        Ok(Value::Object(map)) => Some(map),
+        _ => None,
+    }
 }
 
 /// Longest client name kept (an unknown client's product token).
@@ -610,6 +639,27 @@ mod tests {
         let body = json!({"model": "m", "max_tokens": 5, "metadata": {"user_id": "user_abc_account__session_1234-5678"}, "messages": [{"role": "user", "content": "hi"}]});
         let info = classify(Endpoint::Messages, &HeaderMap::new(), &body).unwrap();
         assert_eq!(info.session_id.as_deref(), Some("1234-5678"));
+    }
+
+    #[test]
+    fn claude_code_json_user_id_gives_session_and_user() {
+        let user_id = r#"{"device_id":"ab12","account_uuid":"","session_id":"9716bf75-adb2"}"#;
+        let body = json!({"model": "m", "max_tokens": 5, "metadata": {"user_id": user_id}, "messages": [{"role": "user", "content": "hi"}]});
+        let info = classify(Endpoint::Messages, &HeaderMap::new(), &body).unwrap();
+        assert_eq!(info.session_id.as_deref(), Some("9716bf75-adb2"));
+        assert_eq!(info.user.as_deref(), Some("ab12"));
+        // Logged in: the account; a header's session wins.
+        let user_id = r#"{"device_id":"ab12","account_uuid":"acc-1","session_id":"s-body"}"#;
+        let body = json!({"model": "m", "max_tokens": 5, "metadata": {"user_id": user_id}, "messages": [{"role": "user", "content": "hi"}]});
+        let h = headers(&[("x-claude-code-session-id", "s-header")]);
+        let info = classify(Endpoint::Messages, &h, &body).unwrap();
+        assert_eq!(info.session_id.as_deref(), Some("s-header"));
+        assert_eq!(info.user.as_deref(), Some("acc-1"));
+        // Not an object: the string as it is.
+        let body = json!({"model": "m", "max_tokens": 5, "metadata": {"user_id": "{not json"}, "messages": [{"role": "user", "content": "hi"}]});
+        let info = classify(Endpoint::Messages, &HeaderMap::new(), &body).unwrap();
+        assert_eq!(info.user.as_deref(), Some("{not json"));
+        assert_eq!(info.session_id, None);
     }
 
     #[test]

@@ -133,7 +133,9 @@ pub(crate) fn messages(ctx: &Ctx, body: &Value) -> Response<Body> {
         .get("tools")
         .and_then(Value::as_array)
         .is_some_and(|t| !t.is_empty());
-    let trigger = match messages.last() {
+    // The last turn, passing over `role: "system"` entries: Claude Code (2.1.x) appends its
+    // environment and reminders as a mid-conversation system message after the user's prompt.
+    let trigger = match messages.iter().rev().find(|m| role(m) != Some("system")) {
         Some(last) if has_tools && role(last) == Some("user") => {
             reply::tool_trigger(&own_text(last))
         }

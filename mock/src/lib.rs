@@ -58,7 +58,9 @@
 //!   cache tokens (below), as Anthropic reports them. OpenAI `prompt_tokens` includes
 //!   `cached_tokens`, as OpenAI does.
 //! - **Reply text** = `mock reply: ` + the first 8 words of the last message with role `user`
-//!   (Anthropic: tool_result content included; legacy completions: the prompt), or just
+//!   (Anthropic: tool_result content included; OpenAI chat: when the conversation ends with
+//!   `tool` messages, system messages after them passed over, their content instead; legacy
+//!   completions: the prompt), or just
 //!   `mock reply:` when it has no text. Fill-in-the-middle (`suffix` present): `<fim>`. The
 //!   `reply` behaviour replaces the text.
 //! - **Padding**: with `chunks=N` the reply is padded with `lorem` words to at least N words.
@@ -73,10 +75,12 @@
 //! - **Stream deltas**: one word per delta (the first without a leading space, the others with
 //!   one); with `chunks=N` the words are grouped into exactly N deltas (as even as possible).
 //!   Concatenating the deltas gives the non-stream text.
-//! - **Tool calls**: when the request has a non-empty `tools` array and its *last* message is a
-//!   `user` message whose text (tool results excluded) contains `call tool NAME`, or when the
+//! - **Tool calls**: when the request has a non-empty `tools` array and its *last* message
+//!   (`system`/`developer` messages after it passed over) is a `user` message whose text (tool results excluded) contains `call tool NAME`, or when the
 //!   `tool_call` behaviour (`x-mock-tool-call: NAME`) is set, the reply calls `NAME` with
-//!   arguments `{"q":"<first 8 words of the last user message>"}` (compact JSON). OpenAI: content
+//!   arguments `{"q":"<first 8 words of the last user message>"}` (compact JSON), or, when the
+//!   trigger reads `call tool NAME with {JSON object}`, that object (compact; so a real agent's
+//!   built-in tool can be driven, e.g. `call tool Bash with {"command":"echo hi"}`). OpenAI: content
 //!   `null`, `tool_calls[0]` with id `call_mock_<request id>`, finish reason `tool_calls`;
 //!   streamed as a first delta with role, index 0, id, type and function name (arguments `""`),
 //!   then argument fragments (about 8 bytes each, or `chunks` fragments). Anthropic: the text

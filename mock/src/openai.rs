@@ -126,8 +126,23 @@ pub(crate) fn chat(ctx: &Ctx, body: &Value) -> Response<Body> {
         .iter()
         .map(|m| m.get("content").map_or(0, |c| reply::count_words(c, false)))
         .sum();
+    // The conversation's last turn, passing over system/developer messages (instructions
+    // between turns, as a gateway translates Claude Code's mid-conversation system entries).
+    let turns = || {
+        messages
+            .iter()
+            .rev()
+            .filter(|m| !matches!(role(m), Some("system" | "developer")))
+    };
     let mut user_text = String::new();
-    if let Some(content) = messages
+    if turns().next().is_some_and(|m| role(m) == Some("tool")) {
+        // A tool-result turn is echoed like Anthropic's tool_result blocks: the trailing `tool`
+        // messages' content, in order.
+        let results: Vec<&Value> = turns().take_while(|m| role(m) == Some("tool")).collect();
+        for content in results.iter().rev().filter_map(|m| m.get("content")) {
+            reply::push_text(content, &mut user_text, false);
+        }
+    } else if let Some(content) = messages
         .iter()
         .rev()
         .find(|m| role(m) == Some("user"))
@@ -139,7 +154,7 @@ pub(crate) fn chat(ctx: &Ctx, body: &Value) -> Response<Body> {
         .get("tools")
         .and_then(Value::as_array)
         .is_some_and(|t| !t.is_empty());
-    let last_is_user = messages.last().is_some_and(|m| role(m) == Some("user"));
+    let last_is_user = turns().next().is_some_and(|m| role(m) == Some("user"));
     let trigger = (has_tools && last_is_user)
         .then(|| reply::tool_trigger(&user_text))
         .flatten();

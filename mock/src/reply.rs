@@ -95,13 +95,46 @@ pub(crate) fn first_words(text: &str, n: usize) -> String {
     out
 }
 
-/// `call tool NAME` in `text` → `NAME` (trailing punctuation trimmed).
-pub(crate) fn tool_trigger(text: &str) -> Option<String> {
+/// The tool call a prompt asks for with `call tool NAME` (trailing punctuation trimmed from
+/// `NAME`), optionally followed by ` with {JSON object}`: the call's arguments (so a test can
+/// drive a real agent's built-in tool, e.g. `call tool Bash with {"command":"echo hi"}`). Text
+/// after the object is ignored; anything that is not a JSON object after ` with ` leaves the
+/// default arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Trigger {
+    pub name: String,
+    /// Compact JSON of the object after ` with `, if any.
+    pub arguments: Option<String>,
+}
+
+pub(crate) fn tool_trigger(text: &str) -> Option<Trigger> {
     const TRIGGER: &str = "call tool ";
+    const WITH: &str = " with ";
     let at = text.find(TRIGGER)?;
-    let name = text[at + TRIGGER.len()..].split_whitespace().next()?;
-    let name = name.trim_matches(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'));
-    (!name.is_empty()).then(|| name.to_owned())
+    let rest = &text[at + TRIGGER.len()..];
+    let raw = rest.split_whitespace().next()?;
+    let name = raw.trim_matches(|c: char| !(c.is_alphanumeric() || c == '_' || c == '-'));
+    if name.is_empty() {
+        return None;
+    }
+    // `raw` starts `rest` once leading whitespace is skipped.
+    let after = &rest[rest.find(raw).unwrap_or(0) + raw.len()..];
+    let arguments = after
+        .strip_prefix(WITH)
+        .map(str::trim_start)
+        .filter(|s| s.starts_with('{'))
+        .and_then(|s| {
+            serde_json::Deserializer::from_str(s)
+                .into_iter::<Value>()
+                .next()
+                .and_then(Result::ok)
+        })
+        .filter(Value::is_object)
+        .map(|v| v.to_string());
+    Some(Trigger {
+        name: name.to_owned(),
+        arguments,
+    })
 }
 
 /// Stop sequences from a string or an array of strings.
@@ -177,7 +210,7 @@ impl Content {
 #[derive(Debug)]
 pub(crate) struct ToolCall {
     pub name: String,
-    /// `{"q":"<first 8 words of the last user message>"}`.
+    /// `{"q":"<first 8 words of the last user message>"}`, or the trigger's ` with {…}` object.
     pub arguments: String,
     /// Output tokens of the call: words of `arguments`, at least 1.
     pub words: u64,
@@ -211,7 +244,7 @@ pub(crate) struct ReplyRequest<'a> {
     /// Text of the last user message.
     pub user_text: &'a str,
     /// Tool named by `call tool NAME` (only when the request has tools).
-    pub trigger: Option<String>,
+    pub trigger: Option<Trigger>,
     pub max_tokens: Option<u64>,
     pub stop: Vec<&'a str>,
     pub fim: bool,
@@ -228,20 +261,24 @@ pub(crate) struct Reply {
 }
 
 pub(crate) fn build(req: &ReplyRequest<'_>, behavior: &Behavior) -> Reply {
-    let tool = behavior
-        .tool_call
-        .clone()
-        .or_else(|| req.trigger.clone())
-        .map(|name| {
-            let arguments =
-                serde_json::json!({ "q": first_words(req.user_text, ECHO_WORDS) }).to_string();
-            let words = words(&arguments).max(1);
-            ToolCall {
-                name,
-                arguments,
-                words,
-            }
-        });
+    let default_arguments =
+        || serde_json::json!({ "q": first_words(req.user_text, ECHO_WORDS) }).to_string();
+    let tool = match (&behavior.tool_call, &req.trigger) {
+        (Some(name), _) => Some((name.clone(), default_arguments())),
+        (None, Some(t)) => Some((
+            t.name.clone(),
+            t.arguments.clone().unwrap_or_else(default_arguments),
+        )),
+        (None, None) => None,
+    }
+    .map(|(name, arguments)| {
+        let words = words(&arguments).max(1);
+        ToolCall {
+            name,
+            arguments,
+            words,
+        }
+    });
     let tool_finish = |finish: Finish| {
         if tool.is_some() {
             Finish::ToolCalls
@@ -469,11 +506,31 @@ mod tests {
 
     #[test]
     fn trigger_and_fragments() {
+        let named = |name: &str, arguments: Option<&str>| {
+            Some(Trigger {
+                name: name.into(),
+                arguments: arguments.map(Into::into),
+            })
+        };
         assert_eq!(
             tool_trigger("please call tool lookup."),
-            Some("lookup".into())
+            named("lookup", None)
         );
         assert_eq!(tool_trigger("nothing"), None);
+        assert_eq!(
+            tool_trigger(r#"now call tool Bash with { "command": "echo hi" } and report"#),
+            named("Bash", Some(r#"{"command":"echo hi"}"#))
+        );
+        // Not an object, or not valid JSON: the default arguments.
+        assert_eq!(tool_trigger("call tool Bash with [1]"), named("Bash", None));
+        assert_eq!(
+            tool_trigger(r#"call tool Bash with {"command": "#),
+            named("Bash", None)
+        );
+        assert_eq!(
+            tool_trigger(r#"call tool Bash. with {"a":1}"#),
+            named("Bash", Some(r#"{"a":1}"#))
+        );
         let t = ToolCall {
             name: "x".into(),
             arguments: r#"{"q":"héllo wörld"}"#.into(),

@@ -338,7 +338,35 @@ async fn openai_tool_result_turn_does_not_call_again() {
         .await
         .unwrap();
     assert_eq!(resp["choices"][0]["finish_reason"], "stop");
+    // The tool-result turn is echoed, as the Anthropic dialect echoes tool_result blocks.
+    assert_eq!(
+        resp["choices"][0]["message"]["content"],
+        "mock reply: result is 42"
+    );
     assert_eq!(resp["usage"]["prompt_tokens"], 3 + 3);
+}
+
+#[tokio::test]
+async fn openai_tool_call_with_scripted_arguments_after_a_system_message() {
+    let mock = mock().await;
+    let body = json!({
+        "model": "demo-fast",
+        "tools": [{ "type": "function", "function": { "name": "Bash" } }],
+        "messages": [
+            { "role": "user", "content": r#"call tool Bash with {"command": "echo hi"} now"# },
+            // As a gateway translates Claude Code's mid-conversation system entry.
+            { "role": "system", "content": "Today's date is 2026-12-08." },
+        ],
+    });
+    let resp: Value = post(&mock, "/v1/chat/completions", body)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resp["choices"][0]["finish_reason"], "tool_calls");
+    let call = &resp["choices"][0]["message"]["tool_calls"][0]["function"];
+    assert_eq!(call["name"], "Bash");
+    assert_eq!(call["arguments"], r#"{"command":"echo hi"}"#);
 }
 
 #[tokio::test]
@@ -804,6 +832,34 @@ async fn anthropic_tool_use() {
     assert_eq!(resp["stop_reason"], "end_turn");
     assert_eq!(resp["content"][0]["text"], "mock reply: sunny 21C");
     assert_eq!(resp["usage"]["input_tokens"], 3 + 2);
+}
+
+#[tokio::test]
+async fn anthropic_tool_use_with_scripted_arguments_after_a_system_entry() {
+    let mock = mock().await;
+    let mut body = anthropic_body(r#"call tool Bash with {"command": "echo hi"}"#);
+    body["tools"] = json!([{ "name": "Bash", "input_schema": { "type": "object" } }]);
+    // Claude Code (2.1.x) puts a `role: "system"` entry after the prompt.
+    body["messages"].as_array_mut().unwrap().push(
+        json!({ "role": "system", "content": [{ "type": "text", "text": "# Environment" }] }),
+    );
+    let resp: Value = post_anthropic(&mock, body.clone())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(resp["stop_reason"], "tool_use");
+    assert_eq!(resp["content"][1]["name"], "Bash");
+    assert_eq!(resp["content"][1]["input"], json!({ "command": "echo hi" }));
+
+    body["stream"] = json!(true);
+    let events = sse_events(&post_anthropic(&mock, body).await.text().await.unwrap());
+    let json_text: String = events
+        .iter()
+        .filter(|(_, d)| d["delta"]["type"] == "input_json_delta")
+        .map(|(_, d)| d["delta"]["partial_json"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(json_text, r#"{"command":"echo hi"}"#);
 }
 
 #[tokio::test]
