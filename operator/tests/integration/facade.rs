@@ -284,6 +284,7 @@ fn record(ms: i64) -> Interception {
             input: 0.25,
             output: 0.125,
         },
+        cost_source: Some(switchyard_crds::record::CostSource::Declared),
         tool_usages: Vec::new(),
         finish_reason: Some("stop".into()),
         user_prompt: Some(format!("prompt {ms}")),
