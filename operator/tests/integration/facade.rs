@@ -1258,6 +1258,7 @@ async fn interceptions_carry_every_field() {
         (Some(100), Some(20), Some(10))
     );
     assert_eq!(tu["input_cost"], 0.25);
+    assert_eq!(tu["cost_source"], "declared");
     assert_eq!(chain["user_prompts"][0]["prompt"], "prompt 9700");
     let call = list["results"]
         .as_array()
