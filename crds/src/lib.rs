@@ -33,6 +33,7 @@ pub const VERSION: &str = "v1alpha1";
 pub mod compile;
 pub mod crdgen;
 pub mod glob;
+pub mod pricing;
 pub mod snapshot;
 
 /// Parses an `in_range` bound `min-max` (or a single number `n` meaning `n-n`), as the seed's

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::common::{
-    HeaderSpec, ModelCapabilities, ModelSpec, SecretKeyRef, Timeouts, UsageTotals,
+    HeaderSpec, ModelCapabilities, ModelPricing, ModelSpec, SecretKeyRef, Timeouts, UsageTotals,
 };
 
 /// Spec of a Provider.
@@ -55,6 +55,14 @@ pub struct ProviderSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 512))]
     pub models: Vec<ModelSpec>,
+    /// Prices by model pattern, for models not priced in `models` (an exact name there wins):
+    /// an exact name (which also prices its dated snapshots, and a dated id its alias) or a
+    /// prefix glob `claude-opus-4-*`; the longest prefix wins. A call whose model no declaration
+    /// prices is recorded with `cost_source: unpriced` and counted in
+    /// `switchyard_unpriced_requests_total`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 512))]
+    pub pricing: Vec<ModelPriceSpec>,
     /// List the provider's models into `status.models`, and route to them.
     #[serde(default)]
     pub discover_models: bool,
@@ -65,6 +73,20 @@ pub struct ProviderSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
     pub headers: Vec<HeaderSpec>,
+}
+
+/// A price for the models a pattern names.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelPriceSpec {
+    /// An exact model name (`claude-sonnet-4-5`, which also prices
+    /// `claude-sonnet-4-5-20250929`; `gpt-4o-2024-08-06`, which also prices `gpt-4o`) or a prefix
+    /// glob ending in the only `*` (`claude-opus-4-*`; `*` alone prices every other model).
+    #[schemars(length(min = 1, max = 256), regex(pattern = r"^[^*\s]*\*?$"))]
+    pub model: String,
+    /// Prices per 1M tokens.
+    #[serde(flatten)]
+    pub price: ModelPricing,
 }
 
 /// The seven provider types (seed 000 ProviderType).

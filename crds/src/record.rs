@@ -128,6 +128,28 @@ impl Cost {
     }
 }
 
+/// Where a record's cost comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CostSource {
+    /// The serving Provider/Backend declares a price for the model
+    /// ([`crate::pricing::price_for`]).
+    Declared,
+    /// Nothing prices the model: the cost is 0 because it is unknown, not because the call was
+    /// free (counted in `switchyard_unpriced_requests_total`).
+    Unpriced,
+}
+
+impl CostSource {
+    /// Wire name: `declared` or `unpriced`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CostSource::Declared => "declared",
+            CostSource::Unpriced => "unpriced",
+        }
+    }
+}
+
 /// One request through the gateway.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Interception {
@@ -191,6 +213,10 @@ pub struct Interception {
     pub usage_estimated: bool,
     /// Cost.
     pub cost: Cost,
+    /// Where [`Interception::cost`] comes from, for a call an upstream served and that is
+    /// billed; absent when no upstream served it (or it is not billed, as token counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_source: Option<CostSource>,
     /// Tool calls the model made.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_usages: Vec<ToolUsage>,

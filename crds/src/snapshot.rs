@@ -13,6 +13,7 @@ use crate::affinity_group::LoadBalancingStrategy;
 use crate::backend::BackendType;
 use crate::common::{ModelCapabilities, ModelPricing, Tags};
 use crate::mux_rule::MatcherType;
+use crate::pricing::PriceRule;
 use crate::provider::{AuthType, ProviderType};
 use crate::router_policy::{CircuitBreaker, EndpointType, Parallelism};
 use crate::task_chain::TaskSpec;
@@ -254,6 +255,10 @@ pub struct ProviderSnapshot {
     pub headers: Vec<HeaderSnapshot>,
     /// Declared and discovered models, by name.
     pub models: Vec<ModelSnapshot>,
+    /// Every declared price (`spec.models[].pricing` as exact rules first, then
+    /// `spec.pricing`), looked up with [`crate::pricing::price_for`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub prices: Vec<PriceRule>,
     /// Timeouts.
     pub timeouts: TimeoutsMs,
 }
@@ -595,6 +600,7 @@ mod tests {
                     value: SecretValue::new("sk-header"),
                 }],
                 models: vec![],
+                prices: vec![],
                 timeouts: TimeoutsMs::default(),
             }],
             ..Default::default()

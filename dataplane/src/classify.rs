@@ -173,22 +173,7 @@ fn classify_as(
         return Err(ApiError::invalid("at most 64 tags").param("tags"));
     }
     info.metadata = obj.get("metadata").filter(|m| !m.is_null()).cloned();
-    let user_id = obj
-        .get("metadata")
-        .and_then(|m| m.get("user_id"))
-        .and_then(Value::as_str);
-    let user_id_fields = user_id.and_then(user_id_object);
-    info.user = obj
-        .get("user")
-        .and_then(Value::as_str)
-        .or_else(|| match &user_id_fields {
-            // The account when logged in, else the (hashed) device.
-            Some(f) => ["account_uuid", "device_id"]
-                .iter()
-                .find_map(|k| f.get(*k).and_then(Value::as_str).filter(|s| !s.is_empty())),
-            None => user_id,
-        })
-        .map(|u| truncate(u, 256));
+    info.user = caller_user(obj);
     info.session_id = session_id(headers, obj);
     info.purpose = header_str(headers, "x-switchyard-purpose").map(|s| truncate(s, 63));
     info.step_type = header_str(headers, "x-switchyard-step-type").map(|s| truncate(s, 63));
@@ -220,7 +205,7 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// Session id: `x-session-id` and client-specific headers, then body metadata; Claude Code's
-/// `metadata.user_id` carries `..._session_<uuid>`.
+/// `metadata.user_id` carries its session id ([`AgentUserId`]).
 fn session_id(headers: &HeaderMap, obj: &serde_json::Map<String, Value>) -> Option<String> {
     const HEADERS: [&str; 5] = [
         "x-session-id",
@@ -234,36 +219,106 @@ fn session_id(headers: &HeaderMap, obj: &serde_json::Map<String, Value>) -> Opti
     let from_meta = meta
         .and_then(|m| m.get("session_id"))
         .and_then(Value::as_str);
-    let user_id = meta.and_then(|m| m.get("user_id")).and_then(Value::as_str);
-    let from_user_id = user_id.and_then(|u| u.rsplit_once("_session_").map(|(_, s)| s));
-    let from_user_id_object = user_id.and_then(user_id_object).and_then(|f| {
-        f.get("session_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-    });
+    let from_user_id = meta
+        .and_then(|m| m.get("user_id"))
+        .and_then(Value::as_str)
+        .and_then(AgentUserId::parse)
+        .and_then(|u| u.session);
     from_header
         .or(from_meta)
+        .map(str::to_owned)
         .or(from_user_id)
-        .map(|s| truncate(s, 256))
-        .or(from_user_id_object
-            .filter(|s| !s.is_empty())
-            .map(|s| truncate(&s, 256)))
+        .and_then(|s| sanitize_id(&s))
 }
 
-/// Longest `metadata.user_id` parsed as a JSON object.
-const MAX_USER_ID_OBJECT: usize = 4096;
+/// Longest caller id (initiator) or session id kept.
+pub const MAX_CALLER_ID: usize = 256;
+/// Longest `metadata.user_id` parsed as JSON (Claude Code's is about 200 bytes).
+const MAX_USER_ID_JSON: usize = 1024;
 
-/// Claude Code 2.1.x sends `metadata.user_id` as a JSON object in a string:
-/// `{"device_id":"<64 hex>","account_uuid":"","session_id":"<uuid>"}` (seen from 2.1.337 by
-/// tests/agents); older versions send `user_<hash>_account_<uuid>_session_<uuid>`.
-fn user_id_object(user_id: &str) -> Option<serde_json::Map<String, Value>> {
-    if user_id.len() > MAX_USER_ID_OBJECT || !user_id.trim_start().starts_with('{') {
-        return None;
+/// Who the body says the caller is, stable across the caller's sessions, bounded and
+/// sanitised: OpenAI's `safety_identifier` (which replaces `user`), `user` (Chat Completions,
+/// Responses, Completions, Embeddings), then `metadata.user_id` (Anthropic Messages) or
+/// `metadata.user`/`metadata.user_id` given as free-form metadata (Responses, Chat Completions
+/// with `store`). Claude Code's `metadata.user_id` is parsed ([`AgentUserId`]): its account id,
+/// else its device id, never its session id (which changes with every session and would
+/// restart per-user accounting).
+fn caller_user(obj: &serde_json::Map<String, Value>) -> Option<String> {
+    let top = ["safety_identifier", "user"]
+        .iter()
+        .find_map(|k| obj.get(*k).and_then(Value::as_str).and_then(sanitize_id));
+    if top.is_some() {
+        return top;
     }
-    match serde_json::from_str(user_id) {
-        Ok(Value::Object(map)) => Some(map),
-        _ => None,
+    let meta = obj.get("metadata")?;
+    if let Some(raw) = meta.get("user_id").and_then(Value::as_str) {
+        let stable = match AgentUserId::parse(raw) {
+            Some(parsed) => parsed.stable(),
+            None => sanitize_id(raw),
+        };
+        if stable.is_some() {
+            return stable;
+        }
     }
+    meta.get("user")
+        .and_then(Value::as_str)
+        .and_then(sanitize_id)
+}
+
+/// The parts of Claude Code's `metadata.user_id`. Two shapes are sent:
+/// - current versions: a JSON object in a string,
+///   `{"device_id":"<64 hex>","account_uuid":"<uuid or empty>","session_id":"<uuid>"}` (what
+///   Claude Code 2.1.337 sends in `tests/agents`);
+/// - older versions: `user_<64 hex>_account_<uuid or empty>_session_<uuid>` (BerriAI/litellm's
+///   Anthropic pass-through tests carry this form).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct AgentUserId {
+    device: Option<String>,
+    account: Option<String>,
+    session: Option<String>,
+}
+
+impl AgentUserId {
+    /// Parses either shape; `None` when `raw` is neither (then it is an opaque caller id).
+    fn parse(raw: &str) -> Option<Self> {
+        let raw = raw.trim();
+        if raw.starts_with('{') {
+            if raw.len() > MAX_USER_ID_JSON {
+                return None;
+            }
+            let Ok(Value::Object(o)) = serde_json::from_str::<Value>(raw) else {
+                return None;
+            };
+            let part = |k: &str| o.get(k).and_then(Value::as_str).and_then(sanitize_id);
+            let parsed = Self {
+                device: part("device_id"),
+                account: part("account_uuid"),
+                session: part("session_id"),
+            };
+            return (parsed != Self::default()).then_some(parsed);
+        }
+        let rest = raw.strip_prefix("user_")?;
+        let (device, rest) = rest.split_once("_account_")?;
+        let (account, session) = rest.split_once("_session_")?;
+        Some(Self {
+            device: sanitize_id(device),
+            account: sanitize_id(account),
+            session: sanitize_id(session),
+        })
+    }
+
+    /// The stable caller id: the account when the user is logged in, else the device.
+    fn stable(self) -> Option<String> {
+        self.account.or(self.device)
+    }
+}
+
+/// A caller or session id as recorded: trimmed, without control characters, at most
+/// [`MAX_CALLER_ID`] bytes; `None` when nothing is left.
+fn sanitize_id(s: &str) -> Option<String> {
+    let clean: String = s.trim().chars().filter(|c| !c.is_control()).collect();
+    let clean = truncate(clean.trim(), MAX_CALLER_ID);
+    (!clean.is_empty()).then_some(clean)
 }
 
 /// Longest client name kept (an unknown client's product token).
@@ -632,6 +687,101 @@ mod tests {
         )
         .unwrap();
         assert!(!c.fim);
+    }
+
+    const DEVICE: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const ACCOUNT: &str = "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb";
+
+    fn messages_with_user_id(user_id: &str) -> RequestInfo {
+        let body = json!({"model": "claude-sonnet-4-5", "max_tokens": 5,
+            "metadata": {"user_id": user_id}, "messages": [{"role": "user", "content": "hi"}]});
+        classify(Endpoint::Messages, &HeaderMap::new(), &body).unwrap()
+    }
+
+    #[test]
+    fn claude_code_json_user_id_gives_account_as_initiator_and_its_session() {
+        for session in [
+            "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa",
+            "cccccccc-cccc-4ccc-8ccc-cccccccccccc",
+        ] {
+            let user_id =
+                json!({"device_id": DEVICE, "account_uuid": ACCOUNT, "session_id": session})
+                    .to_string();
+            let info = messages_with_user_id(&user_id);
+            assert_eq!(
+                info.user.as_deref(),
+                Some(ACCOUNT),
+                "stable across sessions"
+            );
+            assert_eq!(info.session_id.as_deref(), Some(session));
+        }
+        // Not logged in (API key): the account is empty, the device identifies the caller.
+        let user_id =
+            json!({"device_id": DEVICE, "account_uuid": "", "session_id": "s-1"}).to_string();
+        let info = messages_with_user_id(&user_id);
+        assert_eq!(info.user.as_deref(), Some(DEVICE));
+        assert_eq!(info.session_id.as_deref(), Some("s-1"));
+        // Only a session: no caller id (never the session).
+        let info = messages_with_user_id(&json!({"session_id": "s-2"}).to_string());
+        assert_eq!(info.user, None);
+        assert_eq!(info.session_id.as_deref(), Some("s-2"));
+    }
+
+    #[test]
+    fn claude_code_legacy_user_id_gives_account_else_device() {
+        let with_account = format!("user_{DEVICE}_account_{ACCOUNT}_session_1234-5678");
+        let info = messages_with_user_id(&with_account);
+        assert_eq!(info.user.as_deref(), Some(ACCOUNT));
+        assert_eq!(info.session_id.as_deref(), Some("1234-5678"));
+        let no_account = format!("user_{DEVICE}_account__session_9999");
+        let info = messages_with_user_id(&no_account);
+        assert_eq!(info.user.as_deref(), Some(DEVICE));
+        assert_eq!(info.session_id.as_deref(), Some("9999"));
+    }
+
+    #[test]
+    fn other_user_ids_are_opaque_bounded_and_sanitised() {
+        let info = messages_with_user_id("  alice@example.com\u{7}\n ");
+        assert_eq!(info.user.as_deref(), Some("alice@example.com"));
+        assert_eq!(info.session_id, None);
+        let info = messages_with_user_id(&"x".repeat(1000));
+        assert_eq!(info.user.map(|u| u.len()), Some(MAX_CALLER_ID));
+        // Not an object, or an object too long to parse: kept as an opaque (bounded) id.
+        let info = messages_with_user_id("{not json");
+        assert_eq!(info.user.as_deref(), Some("{not json"));
+        let huge = json!({"device_id": "d".repeat(2000), "session_id": "s"}).to_string();
+        let info = messages_with_user_id(&huge);
+        assert_eq!(info.user.map(|u| u.len()), Some(MAX_CALLER_ID));
+        assert_eq!(info.session_id, None);
+        // Blank: no caller.
+        assert_eq!(messages_with_user_id("   ").user, None);
+    }
+
+    #[test]
+    fn openai_user_fields_in_order() {
+        let chat = |extra: Value| {
+            let mut body =
+                json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+            body.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            classify(Endpoint::ChatCompletions, &HeaderMap::new(), &body)
+                .unwrap()
+                .user
+        };
+        assert_eq!(chat(json!({"user": "u-1"})).as_deref(), Some("u-1"));
+        assert_eq!(
+            chat(json!({"user": "u-1", "safety_identifier": "hash-1"})).as_deref(),
+            Some("hash-1")
+        );
+        assert_eq!(
+            chat(json!({"store": true, "metadata": {"user": "m-1"}})).as_deref(),
+            Some("m-1")
+        );
+        assert_eq!(
+            chat(json!({"store": true, "metadata": {"user_id": "m-2", "user": "m-1"}})).as_deref(),
+            Some("m-2")
+        );
     }
 
     #[test]

@@ -115,3 +115,49 @@ pub fn identify<'t>(
     };
     Ok((caller, resolved.workspace))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+    use switchyard_routing::Endpoint;
+
+    use super::*;
+
+    /// What a Claude Code request without a gateway key makes of the caller.
+    fn claude_code_caller(session: &str, kind: CredentialKind) -> Caller {
+        let user_id = json!({
+            "device_id": "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "account_uuid": "bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb",
+            "session_id": session,
+        });
+        let body = json!({"model": "m", "max_tokens": 5, "metadata": {"user_id": user_id.to_string()},
+            "messages": [{"role": "user", "content": "hi"}]});
+        let info = crate::classify::classify(Endpoint::Messages, &HeaderMap::new(), &body).unwrap();
+        Caller {
+            initiator: info.user,
+            credential_kind: kind,
+            passthrough: None,
+        }
+    }
+
+    #[test]
+    fn the_initiator_is_stable_and_limits_never_key_on_the_bodys_say_so() {
+        let a = claude_code_caller("s-1", CredentialKind::Passthrough);
+        let b = claude_code_caller("s-2", CredentialKind::None);
+        assert_eq!(a.initiator, b.initiator, "one initiator across sessions");
+        assert_eq!(
+            a.initiator.as_deref(),
+            Some("bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb")
+        );
+        // A body id is the caller's say-so: per-caller limits count every such caller in the
+        // workspace's anonymous bucket, whatever the id (a new one per request would dodge them).
+        assert_eq!(a.limit_key(), ANONYMOUS_CALLER);
+        assert_eq!(b.limit_key(), ANONYMOUS_CALLER);
+        let keyed = Caller {
+            initiator: Some("ci-bot".into()),
+            credential_kind: CredentialKind::GatewayKey,
+            passthrough: None,
+        };
+        assert_eq!(keyed.limit_key(), "ci-bot");
+    }
+}

@@ -46,6 +46,15 @@ pub struct TokenLabels {
     pub gen_ai_token_type: String,
 }
 
+/// Labels of `unpriced_requests`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UnpricedLabels {
+    /// Provider or backend key that served the call.
+    pub gen_ai_provider_name: String,
+    /// Model asked of it (declared, else `other`).
+    pub gen_ai_request_model: String,
+}
+
 /// Labels of guardrail metrics.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct AlertLabels {
@@ -162,6 +171,9 @@ pub struct Metrics {
     pub retries: Family<RetryLabels, Counter>,
     /// Requests for paths (or methods) the API does not serve.
     pub unsupported: Family<UnsupportedLabels, Counter>,
+    /// Served calls whose model no declared price covers (recorded with
+    /// `cost_source: unpriced` and a zero cost).
+    pub unpriced: Family<UnpricedLabels, Counter>,
     /// Label sets of `circuit_state` in use (so pruned breakers' gauges can be removed).
     circuit_known: std::sync::Mutex<std::collections::HashSet<CircuitLabels>>,
 }
@@ -195,6 +207,7 @@ impl Metrics {
             refusals: Family::default(),
             retries: Family::default(),
             unsupported: Family::default(),
+            unpriced: Family::default(),
             circuit_known: std::sync::Mutex::default(),
         };
         let r = registry.sub_registry_with_prefix("switchyard");
@@ -286,7 +299,23 @@ impl Metrics {
             "Requests for paths the API does not serve (by known API path, `other`), and served paths called with a wrong method (`method_not_allowed`)",
             m.unsupported.clone(),
         );
+        r.register(
+            "unpriced_requests",
+            "Served calls whose model the Provider/Backend declares no price for (recorded with cost_source unpriced and a zero cost)",
+            m.unpriced.clone(),
+        );
         m
+    }
+
+    /// Counts a served call nothing prices (`provider` and `model` as the request metrics
+    /// label them: snapshot keys and declared models or `other`).
+    pub fn count_unpriced(&self, provider: &str, model: &str) {
+        self.unpriced
+            .get_or_create(&UnpricedLabels {
+                gen_ai_provider_name: provider.to_owned(),
+                gen_ai_request_model: model.to_owned(),
+            })
+            .inc();
     }
 
     /// Sets the circuit gauge of (policy, target).

@@ -124,7 +124,7 @@ impl Upstream {
             credential,
             headers: p.headers.clone(),
             timeouts: p.timeouts.clone(),
-            pricing: pricing(&p.models, model),
+            pricing: switchyard_crds::pricing::price_for(&p.prices, model).cloned(),
             declared,
             is_openai: p.type_ == ProviderType::Openai,
         })
@@ -238,11 +238,13 @@ fn target_label(target: &TargetSnapshot, model: &str) -> String {
     .to_string()
 }
 
+/// A Backend's price for `model`: its exact `models[].pricing`, or a dated alias of one
+/// ([`switchyard_crds::pricing`]; Backends have no pattern prices).
 fn pricing(models: &[ModelSnapshot], model: &str) -> Option<ModelPricing> {
-    models
+    let rules = models
         .iter()
-        .find(|m| m.name == model)
-        .and_then(|m| m.pricing.clone())
+        .filter_map(|m| m.pricing.as_ref().map(|p| (m.name.as_str(), p)));
+    switchyard_crds::pricing::best_price(rules, model).cloned()
 }
 
 #[cfg(test)]
@@ -261,6 +263,7 @@ mod tests {
                 api_key: key.map(SecretValue::new),
                 headers: vec![],
                 models: vec![],
+                prices: vec![],
                 timeouts: TimeoutsMs::default(),
             }],
             ..Default::default()

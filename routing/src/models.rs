@@ -94,6 +94,7 @@ mod tests {
                     pricing: None,
                 })
                 .collect(),
+            prices: vec![],
             timeouts: TimeoutsMs::default(),
         }
     }

@@ -158,8 +158,8 @@ impl MetricFamily {
 pub fn dataplane_families() -> Vec<MetricFamily> {
     use switchyard_dataplane::metrics::{
         AlertLabels, CircuitLabels, LatencyLabels, Metrics, RefusalLabels, RequestLabels,
-        RetryLabels, SnapshotLabels, TokenLabels, TransitionLabels, UnsupportedLabels,
-        UpstreamErrorLabels,
+        RetryLabels, SnapshotLabels, TokenLabels, TransitionLabels, UnpricedLabels,
+        UnsupportedLabels, UpstreamErrorLabels,
     };
     let mut registry = Registry::default();
     let m = Metrics::new(&mut registry);
@@ -209,6 +209,10 @@ pub fn dataplane_families() -> Vec<MetricFamily> {
     let _ = m
         .unsupported
         .get_or_create(&UnsupportedLabels { path: e() });
+    let _ = m.unpriced.get_or_create(&UnpricedLabels {
+        gen_ai_provider_name: e(),
+        gen_ai_request_model: e(),
+    });
     families(&registry)
 }
 

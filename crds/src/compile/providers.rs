@@ -7,7 +7,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::{ConditionType, Cx, Details, Kind, ObjectKey, Severity, headers, sorted, timeouts_ms};
 use crate::backend::{BackendSpec, Scheme};
 use crate::common::ModelSpec;
-use crate::provider::{AuthType, ModelSource};
+use crate::pricing::{PricePattern, PriceRule};
+use crate::provider::{AuthType, ModelPriceSpec, ModelSource};
 use crate::snapshot::{BackendSnapshot, ModelSnapshot, ProviderSnapshot};
 
 /// Usable providers by key.
@@ -74,6 +75,7 @@ pub(crate) fn compile_providers(cx: &mut Cx<'_>) -> Providers {
         };
         let headers = headers(cx, &key, Severity::Error, &spec.headers);
         let mut models = declared_models(cx, &key, &spec.models);
+        let prices = declared_prices(cx, &key, &models, &spec.pricing);
         if spec.discover_models {
             let discovered = p
                 .status
@@ -105,9 +107,60 @@ pub(crate) fn compile_providers(cx: &mut Cx<'_>) -> Providers {
                 api_key,
                 headers,
                 models: models.into_values().collect(),
+                prices,
                 timeouts: timeouts_ms(spec.timeouts.as_ref()),
             },
         );
+    }
+    out
+}
+
+/// The price rules of a Provider: each exact `spec.models[].pricing` first, then `spec.pricing`
+/// in order (see [`crate::pricing`] for which one prices a model). An invalid pattern is an
+/// error (the CRD schema rejects it too, but inventories also come from files); a pattern given
+/// twice, or an exact `spec.pricing` entry for a model `spec.models` already prices, is a
+/// warning (the first is used): they are the only equally specific declarations that overlap.
+fn declared_prices(
+    cx: &mut Cx<'_>,
+    key: &ObjectKey,
+    models: &BTreeMap<String, ModelSnapshot>,
+    specs: &[ModelPriceSpec],
+) -> Vec<PriceRule> {
+    let mut out: Vec<PriceRule> = models
+        .values()
+        .filter_map(|m| {
+            m.pricing.clone().map(|pricing| PriceRule {
+                model: m.name.clone(),
+                pricing,
+            })
+        })
+        .collect();
+    for (i, p) in specs.iter().enumerate() {
+        if let Err(e) = PricePattern::parse(&p.model) {
+            cx.error(
+                key,
+                ConditionType::Ready,
+                "InvalidPricing",
+                format!("spec.pricing[{i}]: {e}"),
+            );
+            continue;
+        }
+        if out.iter().any(|r| r.model == p.model) {
+            cx.warn(
+                key,
+                ConditionType::Ready,
+                "DuplicatePrice",
+                format!(
+                    "spec.pricing[{i}]: \"{}\" is priced twice; the first is used",
+                    p.model
+                ),
+            );
+            continue;
+        }
+        out.push(PriceRule {
+            model: p.model.clone(),
+            pricing: p.price.clone(),
+        });
     }
     out
 }

@@ -1064,6 +1064,7 @@ mod arb {
                         auth,
                         models,
                         discover_models: false,
+                        pricing: Vec::new(),
                         timeouts: None,
                         headers: Vec::new(),
                     },
@@ -1611,5 +1612,71 @@ fn unquoted_off_and_false_are_off_in_a_workspace_manifest() {
             (GuardrailAction::Redact, GuardrailAction::Off),
             "pii: {off}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prices by pattern
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn provider_prices_compile_in_declaration_order_and_the_most_specific_wins() {
+    let yaml = r#"
+apiVersion: switchyard.dev/v1alpha1
+kind: Provider
+metadata: {name: p}
+spec:
+  type: anthropic
+  models:
+    - {name: claude-opus-4-1-20250805, pricing: {input: 15, output: 75}}
+  pricing:
+    - {model: "claude-*", input: 1, output: 5}
+    - {model: "claude-opus-4-*", input: 5, output: 25, cacheRead: 0.5}
+    - {model: claude-sonnet-4-5, input: 3, output: 15}
+    - {model: "claude-*", input: 9, output: 9}
+    - {model: claude-opus-4-1-20250805, input: 1, output: 1}
+"#;
+    let c = compile(&inv(yaml));
+    let d = diag(&c, Kind::Provider, "p");
+    assert_eq!(
+        reasons(d),
+        [
+            (Severity::Warning, "DuplicatePrice"),
+            (Severity::Warning, "DuplicatePrice")
+        ]
+    );
+    assert!(d.message().contains("spec.pricing[3]"), "{}", d.message());
+    let p = c.snapshot.provider("default/p").unwrap();
+    let order: Vec<&str> = p.prices.iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(
+        order,
+        [
+            "claude-opus-4-1-20250805",
+            "claude-*",
+            "claude-opus-4-*",
+            "claude-sonnet-4-5"
+        ]
+    );
+    let input = |m: &str| crate::pricing::price_for(&p.prices, m).map(|p| p.input);
+    assert_eq!(input("claude-opus-4-1-20250805"), Some(15.0));
+    assert_eq!(input("claude-opus-4-1"), Some(15.0));
+    assert_eq!(input("claude-opus-4-0"), Some(5.0));
+    assert_eq!(input("claude-sonnet-4-5-20250929"), Some(3.0));
+    assert_eq!(input("claude-haiku-4-5"), Some(1.0));
+    assert_eq!(input("gpt-4o"), None);
+}
+
+#[test]
+fn an_invalid_price_pattern_is_an_error() {
+    for bad in ["*-mini", "claude-*-latest", "a b"] {
+        let yaml = format!(
+            "apiVersion: switchyard.dev/v1alpha1\nkind: Provider\nmetadata: {{name: p}}\n\
+             spec: {{type: openai, pricing: [{{model: \"{bad}\", input: 1, output: 1}}]}}\n"
+        );
+        let c = compile(&inv(&yaml));
+        let d = diag(&c, Kind::Provider, "p");
+        assert_eq!(reasons(d), [(Severity::Error, "InvalidPricing")], "{bad}");
+        assert!(d.message().contains("spec.pricing[0]"), "{}", d.message());
+        assert!(c.snapshot.provider("default/p").is_none(), "{bad}");
     }
 }

@@ -93,6 +93,8 @@ const ROWS: &[Row] = &[
     row(Provider, "bad-headers", Error, Ready, "InvalidHeader", &[r#"header "X-Both" must set exactly one of value and valueFrom"#]),
     row(Provider, "bad-headers", Error, Ready, "InvalidHeader", &[r#"header "X-Neither" must set exactly one"#]),
     row(Provider, "dup-model", Warning, Ready, "DuplicateModel", &[r#"model "gpt-4o" is declared twice"#]),
+    row(Provider, "dup-price", Warning, Ready, "DuplicatePrice", &[r#"spec.pricing[1]: "claude-opus-4-*" is priced twice; the first is used"#]),
+    row(Provider, "bad-price", Error, Ready, "InvalidPricing", &["spec.pricing[0]: price pattern \"*-mini\": `*` may only end a pattern"]),
     row(Provider, "twice", Warning, Conflicted, "DuplicateObject", &["defined 2 times; one definition was kept"]),
     // Backends.
     row(Backend, "both-urls", Error, Ready, "InvalidEndpoint", &["exactly one of spec.baseUrl and spec.serviceRef must be set"]),
@@ -495,6 +497,7 @@ fn broken_objects_stay_out_of_the_snapshot_and_the_rest_compiles() {
         (Provider, "ok-openai"),
         (Provider, "ignored-ref"),
         (Provider, "dup-model"),
+        (Provider, "dup-price"),
         (Provider, "twice"),
         (Backend, "ok-ollama"),
         (Backend, "ok-vllm"),

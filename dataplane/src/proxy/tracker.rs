@@ -169,6 +169,7 @@ impl Tracker {
                 usage: Usage::default(),
                 usage_estimated: false,
                 cost: Cost::default(),
+                cost_source: None,
                 tool_usages: Vec::new(),
                 finish_reason: None,
                 user_prompt: None,
@@ -511,13 +512,12 @@ impl Tracker {
                 rec.usage_estimated = true;
             }
         }
-        if let Some(p) = &self.pricing {
-            rec.cost = Cost::of(&rec.usage, p);
-        }
         if self.unbilled {
             rec.usage = Usage::default();
             rec.usage_estimated = false;
             rec.cost = Cost::default();
+        } else if rec.model_served.is_some() {
+            crate::record::price(rec, self.pricing.as_ref());
         }
         if let Some(admission) = self.admission.take() {
             admission.charge(rec.usage.total(), Instant::now());
@@ -550,6 +550,9 @@ impl Tracker {
             .observe(elapsed.as_secs_f64());
         if let Some(t) = self.first_token {
             m.ttft.get_or_create(&lat).observe(t.as_secs_f64());
+        }
+        if rec.cost_source == Some(crate::record::CostSource::Unpriced) {
+            m.count_unpriced(&provider, &model);
         }
         for (kind, n) in [
             ("input", rec.usage.input_tokens),

@@ -39,6 +39,11 @@ pub struct TokenUsageView {
     pub input_cost: f64,
     /// Cost of the output tokens, USD.
     pub output_cost: f64,
+    /// Where the cost comes from: `declared` (a price the serving Provider/Backend declares)
+    /// or `unpriced` (nothing prices the model: the cost is unknown, shown as 0); absent when
+    /// no upstream served the call, and for records from data planes that predate it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_source: Option<&'static str>,
     /// Estimated by the gateway (the caller left before the upstream reported usage).
     pub estimated: bool,
     /// When it was reported (the interception's end).
@@ -237,6 +242,7 @@ impl From<&Interception> for InterceptionView {
                 cache_write_input_tokens: r.usage.cache_write_input_tokens,
                 input_cost: r.cost.input,
                 output_cost: r.cost.output,
+                cost_source: r.cost_source.map(|s| s.as_str()),
                 estimated: r.usage_estimated,
                 created_at: r.ended_at,
             }],

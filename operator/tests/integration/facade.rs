@@ -284,6 +284,7 @@ fn record(ms: i64) -> Interception {
             input: 0.25,
             output: 0.125,
         },
+        cost_source: Some(switchyard_crds::record::CostSource::Declared),
         tool_usages: Vec::new(),
         finish_reason: Some("stop".into()),
         user_prompt: Some(format!("prompt {ms}")),
@@ -1257,6 +1258,7 @@ async fn interceptions_carry_every_field() {
         (Some(100), Some(20), Some(10))
     );
     assert_eq!(tu["input_cost"], 0.25);
+    assert_eq!(tu["cost_source"], "declared");
     assert_eq!(chain["user_prompts"][0]["prompt"], "prompt 9700");
     let call = list["results"]
         .as_array()

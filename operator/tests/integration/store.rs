@@ -212,6 +212,7 @@ fn record(id: Uuid, started_ms: i64) -> Interception {
         usage: Usage::default(),
         usage_estimated: false,
         cost: Cost::default(),
+        cost_source: None,
         tool_usages: Vec::new(),
         finish_reason: None,
         user_prompt: None,

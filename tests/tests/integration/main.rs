@@ -18,6 +18,7 @@ mod dataplane_hardening;
 mod dataplane_hotswap;
 mod dataplane_instructions;
 mod dataplane_labels;
+mod dataplane_pricing;
 mod dataplane_providers;
 mod dataplane_resilience;
 mod dataplane_responses;
