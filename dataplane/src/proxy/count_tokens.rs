@@ -34,7 +34,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use switchyard_crds::snapshot::{Snapshot, TargetKind, TargetSnapshot};
-use switchyard_crds::workspace::GuardrailAction;
 use switchyard_routing::route::{self, Route};
 use switchyard_routing::table::RoutingTable;
 use switchyard_routing::{Dialect, Endpoint};
@@ -46,7 +45,6 @@ use super::tracker::Tracker;
 use super::{REQUEST_ID_HEADER, ROUTE_HEADER};
 use crate::count_tokens::{self, Estimate};
 use crate::errors::{ApiError, ErrorKind};
-use crate::guardrails;
 use crate::identity::{self, Caller};
 use crate::state::AppState;
 use crate::upstream::{ANTHROPIC_VERSION, Timeouts, Upstream};
@@ -151,34 +149,7 @@ async fn count(
     if let Some(instructions) = &workspace.custom_instructions {
         super::add_instructions(&mut body, Dialect::Anthropic, instructions);
     }
-    let policy = guardrails::Policy {
-        secrets: workspace.guardrail_secrets,
-        pii: workspace.guardrail_pii,
-    };
-    let outcome = guardrails::apply(&state.scanner, &policy, Endpoint::Messages, &mut body);
-    for a in &outcome.alerts {
-        state
-            .metrics
-            .alerts
-            .get_or_create(&crate::metrics::AlertLabels {
-                category: super::category_name(&a.category).to_owned(),
-                action: a.action.as_str().to_owned(),
-            })
-            .inc();
-    }
-    tracker.guardrails_ran(
-        outcome.alerts.clone(),
-        policy.secrets != GuardrailAction::Off,
-        policy.pii != GuardrailAction::Off,
-    );
-    if outcome.blocked {
-        let kinds: Vec<&str> = outcome.alerts.iter().map(|a| a.kind.as_str()).collect();
-        return Err(ApiError::invalid(format!(
-            "request blocked by the workspace guardrails ({})",
-            kinds.join(", ")
-        ))
-        .code("guardrail_blocked"));
-    }
+    super::run_guardrails(state, workspace, tracker, Endpoint::Messages, &mut body)?;
 
     let Some((route, target, up)) = first_usable(&table.snapshot, &routes) else {
         return Err(ApiError::new(

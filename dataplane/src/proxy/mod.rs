@@ -292,35 +292,7 @@ async fn pipeline(
             add_instructions(&mut body, dialect, instructions);
         }
     }
-    let policy = guardrails::Policy {
-        secrets: workspace.guardrail_secrets,
-        pii: workspace.guardrail_pii,
-    };
-    let outcome = guardrails::apply(&state.scanner, &policy, endpoint, &mut body);
-    for a in &outcome.alerts {
-        state
-            .metrics
-            .alerts
-            .get_or_create(&crate::metrics::AlertLabels {
-                category: category_name(&a.category).to_owned(),
-                action: a.action.as_str().to_owned(),
-            })
-            .inc();
-    }
-    // The recorded prompt is redacted of what the workspace's guardrails look for.
-    tracker.guardrails_ran(
-        outcome.alerts.clone(),
-        policy.secrets != GuardrailAction::Off,
-        policy.pii != GuardrailAction::Off,
-    );
-    if outcome.blocked {
-        let kinds: Vec<&str> = outcome.alerts.iter().map(|a| a.kind.as_str()).collect();
-        return Err(ApiError::invalid(format!(
-            "request blocked by the workspace guardrails ({})",
-            kinds.join(", ")
-        ))
-        .code("guardrail_blocked"));
-    }
+    run_guardrails(state, workspace, tracker, endpoint, &mut body)?;
 
     if let Some(name) = chain_name {
         let Some(serve_chain) = serve_chain else {
@@ -396,6 +368,47 @@ fn category_name(c: &guardrails::Category) -> &'static str {
         guardrails::Category::Secrets => "secrets",
         guardrails::Category::Pii => "pii",
     }
+}
+
+/// Runs the workspace's guardrails over the caller's text in `body` (redacting it as the policy
+/// says), counts the alerts, tells the tracker, and refuses a blocked request.
+pub(super) fn run_guardrails(
+    state: &AppState,
+    workspace: &WorkspaceSnapshot,
+    tracker: &mut Tracker,
+    endpoint: Endpoint,
+    body: &mut Value,
+) -> Result<(), ApiError> {
+    let policy = guardrails::Policy {
+        secrets: workspace.guardrail_secrets,
+        pii: workspace.guardrail_pii,
+    };
+    let outcome = guardrails::apply(&state.scanner, &policy, endpoint, body);
+    for a in &outcome.alerts {
+        state
+            .metrics
+            .alerts
+            .get_or_create(&crate::metrics::AlertLabels {
+                category: category_name(&a.category).to_owned(),
+                action: a.action.as_str().to_owned(),
+            })
+            .inc();
+    }
+    // The recorded prompt is redacted of what the workspace's guardrails look for.
+    tracker.guardrails_ran(
+        outcome.alerts.clone(),
+        policy.secrets != GuardrailAction::Off,
+        policy.pii != GuardrailAction::Off,
+    );
+    if outcome.blocked {
+        let kinds: Vec<&str> = outcome.alerts.iter().map(|a| a.kind.as_str()).collect();
+        return Err(ApiError::invalid(format!(
+            "request blocked by the workspace guardrails ({})",
+            kinds.join(", ")
+        ))
+        .code("guardrail_blocked"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
