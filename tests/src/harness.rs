@@ -542,6 +542,30 @@ pub fn logged_addrs<const N: usize>(
     })
 }
 
+/// Starts the mock upstream binary (`env!("CARGO_BIN_EXE_run-mock-upstream")` of a test) on a
+/// port of its choosing with `args` added, and returns it and its base URL (`http://…`), read
+/// from the line it prints once it listens.
+pub fn spawn_mock_upstream(binary: &str, args: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(binary)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {binary}: {e}"));
+    let mut line = String::new();
+    let stdout = child.stdout.take().unwrap_or_else(|| unreachable!("piped"));
+    std::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .unwrap_or_else(|e| panic!("reading the mock's first line: {e}"));
+    let url = line
+        .trim()
+        .strip_prefix("switchyard-mock-upstream listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line of the mock: {line:?}"))
+        .to_owned();
+    (child, url)
+}
+
 /// Resident memory of a process, KiB (0 when it is gone).
 pub fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

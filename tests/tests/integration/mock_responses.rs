@@ -6,9 +6,8 @@
 // Test helpers outside #[test] functions are test code too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -1350,20 +1349,10 @@ async fn count_tokens_errors_scripts_and_auth() {
 
 #[test]
 fn binary_serves_responses_and_count_tokens() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_run-mock-upstream"))
-        .args(["--listen", "127.0.0.1:0", "--response-capacity", "1"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("switchyard-mock-upstream listening on ")
-        .unwrap()
-        .to_owned();
+    let (mut child, url) = switchyard_tests::harness::spawn_mock_upstream(
+        env!("CARGO_BIN_EXE_run-mock-upstream"),
+        &["--response-capacity", "1"],
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -4,9 +4,8 @@
 // Test helpers outside #[test] functions are test code too.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -1776,27 +1775,10 @@ async fn shutdown_frees_the_port_and_base_url_is_loopback() {
 
 #[test]
 fn binary_prints_its_address_and_serves() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_run-mock-upstream"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--require-key",
-            "sk-bin",
-            "--models",
-            "a,b",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("switchyard-mock-upstream listening on ")
-        .unwrap()
-        .to_owned();
+    let (mut child, url) = switchyard_tests::harness::spawn_mock_upstream(
+        env!("CARGO_BIN_EXE_run-mock-upstream"),
+        &["--require-key", "sk-bin", "--models", "a,b"],
+    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -16,7 +16,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -70,22 +69,11 @@ fn spawn(bin: &str, name: &'static str, args: &[String], log: &Path) -> Proc {
 }
 
 fn mock() -> (Proc, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_run-mock-upstream"))
-        .args(["--listen", "127.0.0.1:0", "--no-record"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .rsplit("http://")
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (child, url) = switchyard_tests::harness::spawn_mock_upstream(
+        env!("CARGO_BIN_EXE_run-mock-upstream"),
+        &["--no-record"],
+    );
+    let addr = url.trim_start_matches("http://").parse().unwrap();
     (Proc(child), addr)
 }
 
